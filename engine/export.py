@@ -1,0 +1,106 @@
+"""`sdtui export`: a campaign's per-round and per-problem metrics as JSON, CSV or Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from engine.errors import UserError
+from engine.store import Store, display_status
+
+
+def campaign_report(store: Store, cid: int) -> dict:
+    """Everything an analysis needs, from the database alone (no recomputation)."""
+    c = store.campaign(cid)
+    if c is None:
+        raise UserError(f"no campaign {cid} in this workspace; `sdtui status` lists them")
+    problems = {p.task_id: split for p, split in store.problems(cid)}
+    per_problem: dict[str, dict] = {t: {"task_id": t, "split": s, "rounds": {}} for t, s in problems.items()}
+    for row in store.problem_stats(cid):
+        per_problem[row["task_id"]]["rounds"][row["round"]] = {
+            "n": row["n"], "c": row["c"], "bucket": row["bucket"], "diversity": row["diversity"]}
+    return {
+        "campaign": {"id": cid, "name": c["name"], "status": display_status(c), "round": c["round"],
+                     "created": c["created"], "config": c["config"]},
+        "rounds": [{"round": r["round"], "stage": r["stage"], "started": r["started"], "finished": r["finished"],
+                    "timings": r["timings"], "metrics": r["metrics"]} for r in store.rounds(cid)],
+        "problems": list(per_problem.values()),
+    }
+
+
+def export(store: Store, cid: int, fmt: str) -> str:
+    report = campaign_report(store, cid)
+    if fmt == "json":
+        return json.dumps(report, indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(report)
+    if fmt == "md":
+        return _markdown(report)
+    raise UserError(f"unknown export format {fmt!r}: use json, csv or md")
+
+
+def _csv(report: dict) -> str:
+    """One row per problem and round: the per-problem pass counts."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["task_id", "split", "round", "n", "c", "bucket", "structural", "lexical"])
+    for p in report["problems"]:
+        for rnd, s in sorted(p["rounds"].items()):
+            d = s.get("diversity") or {}
+            w.writerow([p["task_id"], p["split"], rnd, s["n"], s["c"], s["bucket"],
+                        d.get("structural"), d.get("lexical")])
+    return out.getvalue()
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _markdown(report: dict) -> str:
+    c = report["campaign"]
+    lines = [f"# Campaign {c['id']}: {c['name']} ({c['status']})", ""]
+    rounds = [r for r in report["rounds"] if r["metrics"] and "train" in r["metrics"]]
+    if rounds:
+        ks = [k for k in rounds[0]["metrics"]["train"] if k.startswith("pass@")]
+        head = ["round"] + [f"{k} {side}" for k in ks for side in ("train", "held-out")] + [
+            "solved", "unsolvable", "gauge", "collapse"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rounds:
+            m = r["metrics"]
+            cells = [str(r["round"])] + [_fmt(m[side].get(k)) for k in ks for side in ("train", "heldout")]
+            cells += [_fmt(sum(m["solved"].values())), _fmt(sum(m["unsolvable"].values())),
+                      _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "## Buckets (train problems)", "", "| round | unsolved | barely | often | always |", "|---|---|---|---|---|"]
+        for r in rounds:
+            b = r["metrics"]["train"].get("buckets", {})
+            lines.append(f"| {r['round']} | " + " | ".join(str(b.get(k, 0)) for k in ("unsolved", "barely", "often", "always")) + " |")
+        for r in rounds[1:]:
+            t = (r["metrics"].get("transitions") or {}).get("train")
+            if not t:
+                continue
+            lines += ["", f"## Transitions round {r['round'] - 1} -> {r['round']} (train; rows: from, columns: to)", "",
+                      "| from \\ to | unsolved | barely | often | always |", "|---|---|---|---|---|"]
+            for src in ("unsolved", "barely", "often", "always"):
+                lines.append(f"| {src} | " + " | ".join(str(t.get(src, {}).get(dst, 0)) for dst in ("unsolved", "barely", "often", "always")) + " |")
+        lines += ["", "## Diversity (campaign means)", ""]
+        names = list(rounds[0]["metrics"]["diversity"])
+        lines += ["| round | " + " | ".join(names) + " | gauge |", "|" + "---|" * (len(names) + 2)]
+        for r in rounds:
+            d = r["metrics"]["diversity"]
+            lines.append(f"| {r['round']} | " + " | ".join(_fmt(d.get(k)) for k in names) + f" | {_fmt(r['metrics']['gauge']['value'])} |")
+        lines += ["", "## Time per stage (s)", "", "| round | " + " | ".join(("filter", "train", "sample", "verify", "metrics")) + " |", "|---|---|---|---|---|---|"]
+        for r in report["rounds"]:
+            lines.append(f"| {r['round']} | " + " | ".join(_fmt(r["timings"].get(s)) for s in ("filter", "train", "sample", "verify", "metrics")) + " |")
+    lines += ["", "## Per-problem pass counts (c/n)", ""]
+    n_rounds = max((len(p["rounds"]) for p in report["problems"]), default=0)
+    lines += ["| task | split | " + " | ".join(f"r{i}" for i in range(n_rounds)) + " |", "|" + "---|" * (n_rounds + 2)]
+    for p in report["problems"]:
+        cells = [f"{p['rounds'][i]['c']}/{p['rounds'][i]['n']}" if i in p["rounds"] else "-" for i in range(n_rounds)]
+        lines.append(f"| {p['task_id']} | {p['split']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,117 @@
+"""Whole campaigns through the engine: known pass counts from the replay backend, metrics, dedupe."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from engine.config import parse_config
+from engine.runner import Engine, create_campaign, plan_units
+from engine.store import Store
+from engine.workspace import Workspace
+
+DATA = Path(__file__).parent / "data"
+
+
+def replay_config(**extra: str) -> str:
+    return f"""
+name = "toy-replay"
+seed = 3
+rounds = 1
+[model]
+backend = "replay"
+spec = "replay"
+replay_file = "{DATA / 'toy_replay.jsonl'}"
+[problems]
+source = "jsonl:{DATA / 'toy_problems.jsonl'}"
+heldout_ids = ["toy/max3"]
+[sampling]
+n = 4
+batch_size = 8
+[eval]
+k = [1, 2]
+[filter]
+max_per_problem = {extra.get('cap', 4)}
+[verify]
+workers = 2
+timeout = 3.0
+"""
+
+
+def run_campaign(tmp_path: Path, text: str) -> tuple[Store, int, str]:
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = Store(ws.db_path)
+    cfg = parse_config(text)
+    cid = create_campaign(store, cfg, text, None)
+    status = Engine(ws, cid).run()
+    return store, cid, status
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    return run_campaign(tmp_path_factory.mktemp("replay"), replay_config())
+
+
+def test_replay_campaign_finishes_with_known_pass_counts(replayed):
+    store, cid, status = replayed
+    assert status == "finished"
+    assert store.pass_counts(cid, 0) == {"toy/add": (4, 1), "toy/neg": (4, 0), "toy/sq": (4, 4), "toy/max3": (4, 2)}
+    assert store.pass_counts(cid, 1) == {"toy/add": (4, 3), "toy/neg": (4, 1), "toy/sq": (4, 4), "toy/max3": (4, 2)}
+    assert store.count_samples(cid).get("pending", 0) == 0
+
+
+def test_round_metrics_match_hand_computed_values(replayed):
+    store, cid, _ = replayed
+    r0, r1 = (r["metrics"] for r in store.rounds(cid))
+    # pass@1 = mean c/n over train problems; pass@2 = 1 - C(n-c,2)/C(n,2) averaged
+    assert r0["train"]["pass@1"] == pytest.approx((1 / 4 + 0 + 1) / 3)
+    assert r0["train"]["pass@2"] == pytest.approx((1 - math.comb(3, 2) / math.comb(4, 2) + 0 + 1) / 3)
+    assert r0["heldout"]["pass@1"] == pytest.approx(0.5)
+    assert r0["heldout"]["pass@2"] == pytest.approx(1 - 1 / 6)
+    assert r1["train"]["pass@1"] == pytest.approx((3 / 4 + 1 / 4 + 1) / 3)
+    assert r0["train"]["buckets"] == {"unsolved": 1, "barely": 1, "often": 0, "always": 1}
+    assert r1["train"]["buckets"] == {"unsolved": 0, "barely": 1, "often": 1, "always": 1}
+    assert r0["transitions"] is None
+    t = r1["transitions"]["train"]
+    assert t["barely"]["often"] == 1 and t["unsolved"]["barely"] == 1 and t["always"]["always"] == 1
+    assert sum(sum(row.values()) for row in t.values()) == 3
+    assert r0["solved"] == {"train": 2, "heldout": 1} and r0["unsolvable"] == {"train": 1, "heldout": 0}
+    assert r1["solved"] == {"train": 3, "heldout": 1} and r1["unsolvable"] == {"train": 0, "heldout": 0}
+    assert r0["gauge"]["value"] == pytest.approx(100.0)
+    assert r0["collapse"]["state"] == "ok"
+
+
+def test_training_set_keeps_passing_deduped_train_samples(replayed):
+    store, cid, _ = replayed
+    kept = [store.sample(i) for i in store.training_set(cid, 1)]
+    # add: idx 0 passes; sq: "x * x", "x * x", "x ** 2", "x*x" -> two distinct programs; neg none; max3 held out
+    assert sorted((s["task_id"], s["idx"]) for s in kept) == [("toy/add", 0), ("toy/sq", 0), ("toy/sq", 2)]
+    assert all(s["status"] == "passed" and s["round"] == 0 for s in kept)
+
+
+def test_per_problem_stats_and_events(replayed):
+    store, cid, _ = replayed
+    stats = {(r["round"], r["task_id"]): r for r in store.problem_stats(cid)}
+    assert stats[(0, "toy/add")]["bucket"] == "barely" and stats[(1, "toy/add")]["bucket"] == "often"
+    assert stats[(0, "toy/max3")]["split"] == "heldout"
+    texts = [e["text"] for e in store.events(cid, limit=100)]
+    assert any("campaign finished" in t for t in texts)
+
+
+def test_cap_per_problem(tmp_path):
+    store, cid, _ = run_campaign(tmp_path, replay_config(cap="1"))
+    kept = [store.sample(i) for i in store.training_set(cid, 1)]
+    assert sorted((s["task_id"], s["idx"]) for s in kept) == [("toy/add", 0), ("toy/sq", 0)]
+
+
+def test_plan_units_cover_every_sample_once():
+    from engine.problems import Problem
+
+    probs = [Problem(f"t{i}", "x" * (i % 3), "f", "") for i in range(7)]
+    for n, batch in ((4, 8), (8, 8), (20, 8), (3, 16)):
+        units = plan_units(probs, "train", n, batch)
+        keys = [(p.task_id, u.start + j) for u in units for p in u.problems for j in range(u.count)]
+        assert sorted(keys) == sorted((p.task_id, j) for p in probs for j in range(n))
+        assert all(len(u.problems) * u.count <= max(batch, n if n < batch else batch) for u in units)
