@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import importlib.util
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -139,7 +140,9 @@ def load_mbpp(path: Path) -> list[Problem]:
 def _mbpp_entry_point(code: str, tests: list[str]) -> tuple[str | None, str]:
     """The function the tests call that the reference code defines, and its header line."""
     try:
-        tree = ast.parse(code)
+        with warnings.catch_warnings():  # old MBPP code has invalid escapes like "\d"
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
     except SyntaxError:
         return None, ""
     defs = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
@@ -214,8 +217,9 @@ def select(problems: Sequence[Problem], task_ids: Iterable[str] = (), limit: int
 def split(problems: Sequence[Problem], heldout_fraction: float, seed: int, heldout_ids: Iterable[str] = ()) -> dict[str, str]:
     """Map task_id -> 'train' | 'heldout', deterministically.
 
-    Each task is ranked by a hash of (seed, task_id), so a problem's side does not change when the
-    subset around it grows or shrinks. Explicit `heldout_ids` override the fraction.
+    Tasks are ranked by a hash of (seed, task_id) and the first `round(fraction * n)` are held
+    out: the split does not depend on file order, and its size is exact even for 20 problems.
+    Explicit `heldout_ids` override the fraction.
     """
     heldout_ids = set(heldout_ids)
     if heldout_ids:

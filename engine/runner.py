@@ -417,7 +417,7 @@ class Engine:
     def stage_metrics(self, rnd: int) -> None:
         cfg = self.cfg
         counts = self.store.pass_counts(self.cid, rnd)
-        samples = self.store.samples(self.cid, rnd=rnd, columns="task_id, completion, status, n_tokens")
+        samples = self.store.samples(self.cid, rnd=rnd, columns="task_id, completion, status, norm_hash")
         by_task: dict[str, list[dict]] = {}
         for s in samples:
             by_task.setdefault(s["task_id"], []).append(s)
@@ -430,7 +430,7 @@ class Engine:
         for task_id, (n, c) in counts.items():
             rows = by_task[task_id]
             div = diversity.problem_diversity([r["completion"] for r in rows], [r["status"] == "passed" for r in rows],
-                                              k=min(kmax, n))
+                                              k=min(kmax, n), hashes=[r["norm_hash"] for r in rows])
             per_problem_div[task_id] = div
             stats.append(dict(task_id=task_id, split=self.split[task_id], n=n, c=c, bucket=metrics.bucket(n, c),
                               diversity=div))
@@ -475,7 +475,7 @@ class Engine:
         ks = "  ".join(f"pass@{k} {out['train'][f'pass@{k}']:.3f}/{out['heldout'].get(f'pass@{k}', float('nan')):.3f}"
                        for k in cfg.eval.k)
         self.event("info", f"round {rnd}: {ks} (train/held-out); solved {len(solved)}, unsolvable {len(unsolvable)}; "
-                           f"diversity gauge {gauge['value']:.0f}")
+                           f"diversity gauge {'-' if gauge['value'] is None else round(gauge['value'])}")
         if state != "ok":
             self.event("warning", f"round {rnd}: diversity {state}: {reason}")
         if cfg.train.trackers:

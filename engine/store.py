@@ -152,22 +152,41 @@ class Store:
         self.db.close()
 
     def _migrate(self) -> None:
+        """Create or upgrade the schema; a database already at this version is only read.
+
+        Readers (TUIs, `sdtui status`) open the store often: they must not take the write lock.
+        """
+        if self._schema_version() == SCHEMA_VERSION:
+            return
         if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.db.conn.execute("PRAGMA journal_mode = WAL")
-        with self.db.atomic():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+        # IMMEDIATE: take the write lock up front, so two processes creating the schema at once
+        # wait for each other instead of failing to upgrade a read lock.
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._schema_version()
             if version > SCHEMA_VERSION:
                 raise RuntimeError(
                     f"{self.path} was written by a newer sdtui (schema {version} > {SCHEMA_VERSION}); upgrade sdtui"
                 )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.conn.execute(statement)
             # Migrations from older versions go here, one `if version < N:` block each.
-            self.db.execute(
+            self.db.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+            self.db.conn.execute("COMMIT")
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+
+    def _schema_version(self) -> int:
+        try:
+            row = self.db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # no meta table yet: a new database
+            return 0
+        return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ campaigns
     def create_campaign(self, name: str, config_text: str, config_path: str | None,
