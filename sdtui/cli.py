@@ -152,22 +152,25 @@ def _print_status(ws: Workspace, ids: list[int], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}%"
+        return "-" if v is None else f"{100 * v:.1f}"
 
-    table = Table("id", "name", "status", "round", "stage", "pass@1 train", "pass@1 held-out", "diversity", "engine", "age")
+    # Compact enough for an 80-column SSH terminal.
+    table = Table("id", "name", "status", "round / stage", "pass@1 % train/held", "gauge", "engine", "age",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for r in rows:
         prog = r["progress"]
-        stage = r["stage"] or "-"
+        stage = f"r{r['round']} {r['stage'] or '-'}"
         if prog.get("total"):
             stage += f" {prog.get('done', 0)}/{prog['total']}"
-        gauge = "-" if r["gauge"] is None else f"{r['gauge']:.0f}" + (f" ({r['collapse']})" if r["collapse"] not in (None, "ok") else "")
+        gauge = "-" if r["gauge"] is None else f"{r['gauge']:.0f}" + (f" {r['collapse']}" if r["collapse"] not in (None, "ok") else "")
         age = time.time() - r["created"]
-        table.add_row(str(r["id"]), r["name"], r["status"], str(r["round"]), stage, pct(r["pass@1_train"]),
-                      pct(r["pass@1_heldout"]), gauge, "alive" if r["engine_alive"] else "-",
+        table.add_row(str(r["id"]), r["name"], r["status"], stage, f"{pct(r['pass@1_train'])} / {pct(r['pass@1_heldout'])}",
+                      gauge, "alive" if r["engine_alive"] else "-",
                       f"{age / 3600:.1f} h" if age > 3600 else f"{age / 60:.0f} min")
     Console().print(table)
     for r in rows:

@@ -1,0 +1,1445 @@
+"""The verifier's worker processes. Standard library only: it runs as `python -I -S`, and inside the
+sandbox site-packages are not even mounted. It is never imported by the engine.
+
+One verifier worker is two long-lived fork servers (see docs/sandbox.md):
+
+* the judge (role `judge`, trusted, outside the sandbox) reads jobs from the engine; for each sample
+  it forks a judge child that executes the prompt's helpers, the setup and the tests with pristine
+  builtins, and calls the sample's functions through a proxy;
+* the sandbox server (role `server`, started inside bubblewrap) forks one sample child per job; the
+  child loads `prompt + completion` and answers the judge child's calls with plain values.
+
+The verdict is computed in the judge child from plain values alone (exact builtin types rebuilt
+here from JSON), so nothing the sample does to its own process (exit codes, printed markers,
+patched builtins, objects whose `__eq__` lies, forged frames or fds) can make it pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import collections
+import ctypes
+import itertools
+import json
+import os
+import reprlib
+import signal
+import socket
+import struct
+import sys
+import time
+import types
+
+MAX_MESSAGE = 64 << 20  # bytes in one protocol message
+MAX_DEPTH = 100  # nesting of a value crossing the proxy
+MAX_ITEMS = 1_000_000  # items taken from an iterator the sample returns
+OUTPUT_HEAD = 4096  # bytes of stdout/stderr sent back per sample
+
+# ---------------------------------------------------------------------------------------- framing
+_HDR = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a well-formed message."""
+
+
+class PeerGone(Exception):
+    """The other side closed its end (it exited or was killed)."""
+
+
+def _dumps(obj) -> bytes:
+    # Not ensure_ascii: its \\u escapes would turn a lone surrogate pair into one character on the
+    # way back. Raw text with "surrogatepass" keeps every str exactly.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _loads(data: bytes, hook=None):
+    return json.loads(data.decode("utf-8", "surrogatepass"), object_hook=hook)
+
+
+def send_msg(sock: socket.socket, obj, fds: list[int] = ()) -> None:
+    data = _dumps(obj)
+    if len(data) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(data)} bytes is over the {MAX_MESSAGE} limit")
+    head = _HDR.pack(len(data))
+    if fds:
+        socket.send_fds(sock, [head], list(fds))
+        sock.sendall(data)
+    else:
+        sock.sendall(head + data)
+
+
+def _recv_exact(sock: socket.socket, n: int, fds: list[int] | None = None, pending: bytearray | None = None) -> bytes:
+    if pending is not None:  # read ahead into `pending`: one recv per message, usually
+        while len(pending) < n:
+            chunk = sock.recv(max(n - len(pending), 65536))
+            if not chunk:
+                raise PeerGone()
+            pending += chunk
+        data = bytes(pending[:n])
+        del pending[:n]
+        return data
+    buf = bytearray()
+    while len(buf) < n:
+        if fds is not None:
+            chunk, got, _, _ = socket.recv_fds(sock, n - len(buf), 4)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise PeerGone()
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_msg(sock: socket.socket, hook=None, fds: list[int] | None = None, buf: bytearray | None = None):
+    (n,) = _HDR.unpack(_recv_exact(sock, 4, fds, buf))
+    if n > MAX_MESSAGE:
+        raise ProtocolError(f"message of {n} bytes is over the {MAX_MESSAGE} limit")
+    data = _recv_exact(sock, n, None, buf)
+    try:
+        return _loads(data, hook)
+    except (ValueError, TypeError, RecursionError, MemoryError, ProtocolError) as e:
+        raise ProtocolError(f"unreadable message: {type(e).__name__}: {str(e)[:200]}") from None
+
+
+def write_frame(fd: int, obj) -> None:
+    data = _dumps(obj)
+    view = memoryview(_HDR.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_frame(fd: int):
+    def exact(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise PeerGone()
+            buf += chunk
+        return bytes(buf)
+
+    (n,) = _HDR.unpack(exact(4))
+    return _loads(exact(n))
+
+
+# ------------------------------------------------------------------------------------------ codec
+# A value crosses the proxy as JSON: None, bool, int, float (NaN/Infinity allowed), str and lists
+# are themselves; every other value is a one-key object naming its type. The judge side rebuilds
+# only exact builtin (and a few plain stdlib value) types, so whatever the sandbox sends, the tests
+# compare values whose behaviour the sample did not define.
+
+_FACTORIES = {f.__name__: f for f in (int, float, str, list, dict, set, tuple, bool, frozenset)}
+_SUBCLASSABLE = (int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset)
+
+
+class Unportable(Exception):
+    """A value that cannot cross the proxy."""
+
+
+def encode(value, handle=None, depth: int = 0):
+    """`value` as JSON-able data; `handle(value)` gives the tag for anything else (or raises)."""
+    t = type(value)
+    if value is None or t is bool or t is float or t is str:
+        return value
+    if t is int:  # a big one as hex: decimal text of a huge int is slow (and capped) to read
+        return value if -(1 << 63) <= value < (1 << 63) else {"i": hex(value)}
+    if depth > MAX_DEPTH:
+        raise Unportable(f"value nested more than {MAX_DEPTH} deep")
+    d = depth + 1
+    if t is list:
+        return [encode(v, handle, d) for v in value]
+    if t is tuple:
+        return {"t": [encode(v, handle, d) for v in value]}
+    if t is dict:
+        return {"d": [[encode(k, handle, d), encode(v, handle, d)] for k, v in value.items()]}
+    if t is set:
+        return {"s": [encode(v, handle, d) for v in value]}
+    if t is frozenset:
+        return {"fs": [encode(v, handle, d) for v in value]}
+    if t is bytes:
+        return {"b": base64.b64encode(value).decode()}
+    if t is bytearray:
+        return {"ba": base64.b64encode(value).decode()}
+    if t is complex:
+        return {"c": [value.real, value.imag]}
+    if t is collections.Counter:
+        return {"Counter": [[encode(k, handle, d), encode(v, handle, d)] for k, v in value.items()]}
+    if t is collections.OrderedDict:
+        return {"OrderedDict": [[encode(k, handle, d), encode(v, handle, d)] for k, v in value.items()]}
+    if t is collections.defaultdict:
+        f = value.default_factory
+        name = f.__name__ if f is not None and _FACTORIES.get(getattr(f, "__name__", None)) is f else None
+        items = [[encode(k, handle, d), encode(v, handle, d)] for k, v in value.items()]
+        return {"defaultdict": [name, items]}
+    if t is collections.deque:
+        return {"deque": [[encode(v, handle, d) for v in value], value.maxlen]}
+    kind = (getattr(t, "__module__", ""), getattr(t, "__qualname__", ""))  # no import of decimal here
+    if kind == ("decimal", "Decimal"):
+        return {"Decimal": str(value)}
+    if kind == ("fractions", "Fraction"):
+        return {"Fraction": [encode(value.numerator), encode(value.denominator)]}
+    if t is range:
+        return {"range": [value.start, value.stop, value.step]}
+    for base in _SUBCLASSABLE:  # a subclass of a builtin crosses as its plain value
+        if isinstance(value, base):
+            return encode(_plain(value, base), handle, d)
+    if handle is None:
+        raise Unportable(f"a {t.__name__} value")
+    return handle(value, d)
+
+
+def _plain(value, base):
+    if base is int:
+        return int.__int__(value)
+    if base is float:
+        return float.__float__(value)
+    if base is complex:
+        return complex(float(value.real), float(value.imag))
+    if base is str:
+        return str.__str__(value)
+    if base is dict:
+        return dict(dict.items(value))
+    return base(value)
+
+
+def _is_iterator(value) -> bool:
+    t = type(value)
+    return hasattr(t, "__next__") and hasattr(t, "__iter__")
+
+
+def _need(cond: bool) -> None:
+    if not cond:
+        raise ProtocolError("malformed value")
+
+
+def _num(x) -> bool:
+    return type(x) in (int, float)
+
+
+def _pairs(v) -> list:
+    _need(type(v) is list and all(type(p) is list and len(p) == 2 for p in v))
+    return v
+
+
+def decode_tag(d: dict, extra=None):
+    """json object_hook: rebuild one tagged value from already-decoded children."""
+    if len(d) != 1:
+        raise ProtocolError("malformed value")
+    ((tag, v),) = d.items()
+    try:
+        if tag == "t":
+            _need(type(v) is list)
+            return tuple(v)
+        if tag == "i":
+            _need(type(v) is str and len(v) < 10_000_000)
+            return int(v, 16)
+        if tag == "s":
+            _need(type(v) is list)
+            return set(v)
+        if tag == "fs":
+            _need(type(v) is list)
+            return frozenset(v)
+        if tag == "d":
+            return {k: x for k, x in _pairs(v)}
+        if tag in ("b", "ba"):
+            _need(type(v) is str)
+            raw = base64.b64decode(v, validate=True)
+            return raw if tag == "b" else bytearray(raw)
+        if tag == "c":
+            _need(type(v) is list and len(v) == 2 and _num(v[0]) and _num(v[1]))
+            return complex(v[0], v[1])
+        if tag == "Counter":
+            return collections.Counter({k: x for k, x in _pairs(v)})
+        if tag == "OrderedDict":
+            return collections.OrderedDict(_pairs(v))
+        if tag == "defaultdict":
+            _need(type(v) is list and len(v) == 2 and (v[0] is None or v[0] in _FACTORIES))
+            return collections.defaultdict(_FACTORIES[v[0]] if v[0] else None, _pairs(v[1]))
+        if tag == "deque":
+            _need(type(v) is list and len(v) == 2 and type(v[0]) is list and (v[1] is None or type(v[1]) is int))
+            return collections.deque(v[0], v[1])
+        if tag == "Decimal":
+            _need(type(v) is str and len(v) < 10_000)
+            import decimal
+
+            return decimal.Decimal(v)
+        if tag == "Fraction":
+            _need(type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is int and v[1] != 0)
+            import fractions
+
+            return fractions.Fraction(v[0], v[1])
+        if tag == "range":
+            _need(type(v) is list and len(v) == 3 and all(type(x) is int for x in v) and v[2] != 0)
+            return range(*v)
+        if tag == "iter":  # a generator or other iterator the sample returned, materialised
+            _need(type(v) is list)
+            return iter(v)
+    except ProtocolError:
+        raise
+    except Exception as e:  # unhashable keys, bad base64, ...
+        raise ProtocolError(f"malformed value: {type(e).__name__}") from None
+    if extra is not None:
+        return extra(tag, v)
+    raise ProtocolError(f"unknown value tag {tag!r}")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 8, 8, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 60, 40, 60
+
+
+def _short(value, n: int = 120) -> str:
+    try:
+        text = _REPR.repr(value)  # bounded work, whatever the size of the value
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# =========================================================================================
+# Judge side (trusted): runs the tests, talks to the sample child as a client
+# =========================================================================================
+
+
+class SampleDied(Exception):
+    """The sample's process ended (or broke the protocol) while the tests needed it."""
+
+
+class SampleError(Exception):
+    """An exception raised by the sample that is not a builtin Exception type (SystemExit, ...)."""
+
+
+class Remote:
+    """A value the sample returned that is not plain data. It stays in the sandbox and is opaque
+    here: equal only to itself, so no comparison in the tests can be steered by the sample. It can
+    be passed back to the sample, or called when it is a function."""
+
+    __slots__ = ("_conn", "_id", "_type")
+
+    def __init__(self, conn: "Conn", ident: int, typename: str) -> None:
+        self._conn, self._id, self._type = conn, ident, typename
+
+    def __call__(self, *args, **kwargs):
+        return self._conn.call({"ref": self._id}, f"<{self._type}>", args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<the sample's {self._type} object>"
+
+
+class RemoteFunction:
+    """Stands for a global the sample's program defines (the entry point, a class the tests build)."""
+
+    def __init__(self, conn: "Conn", name: str) -> None:
+        self._conn, self.__name__, self.__qualname__ = conn, name, name
+
+    def __call__(self, *args, **kwargs):
+        return self._conn.call({"name": self.__name__}, self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<the sample's {self.__name__}>"
+
+
+class RemoteGlobal:
+    """An object the problem's setup built in the sandbox from the sample's classes: opaque here,
+    handed to the sample by name."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_BUILTIN_EXCEPTIONS = {
+    name: obj
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, Exception) and obj not in (StopIteration, StopAsyncIteration)
+}
+
+
+class Conn:
+    """The judge child's end of the proxy."""
+
+    def __init__(self, sock: socket.socket, setup_globals: dict) -> None:
+        self.sock = sock
+        self.callbacks: list = []
+        self.setup_globals = setup_globals  # id(obj) -> name, for objects the setup defines on both sides
+        self._last: tuple = ()
+        self._buf = bytearray()
+        self.used: set[str] = set()  # which proxy mechanisms beyond plain values this sample needed
+
+    # values -------------------------------------------------------------------------------------
+    def _hook(self, d: dict):
+        if "iter" in d:
+            self.used.add("iterator")
+        return decode_tag(d, self._extra)
+
+    def _extra(self, tag: str, v):
+        if tag == "ref":
+            _need(type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is str)
+            self.used.add("sample object")
+            return Remote(self, v[0], v[1][:80])
+        raise ProtocolError(f"unknown value tag {tag!r}")
+
+    def _handle(self, value, depth: int):
+        if isinstance(value, Remote) and value._conn is self:
+            return {"ref": value._id}
+        if isinstance(value, RemoteFunction):
+            return {"name": value.__name__}
+        if isinstance(value, RemoteGlobal):
+            self.used.add("setup object by name")
+            return {"global": value.name}
+        name = self.setup_globals.get(id(value))
+        if name is not None:
+            self.used.add("setup object by name")
+            return {"global": name}
+        name = getattr(value, "__name__", None)
+        if type(name) is str and getattr(builtins, name, None) is value:  # int, str, len, ...
+            self.used.add("builtin by name")
+            return {"builtin": name}
+        if callable(value):  # a function of the tests (a key, a predicate): the sample calls back
+            self.used.add("callback")
+            self.callbacks.append(value)
+            return {"cb": len(self.callbacks) - 1}
+        raise Unportable(f"a {type(value).__name__} value")
+
+    def encode(self, value):
+        return encode(value, self._handle)
+
+    def recv(self):
+        try:
+            return recv_msg(self.sock, self._hook, buf=self._buf)
+        except (PeerGone, ConnectionError):
+            raise SampleDied() from None
+        except ProtocolError as e:
+            raise SampleDied(str(e)) from None
+
+    # calls --------------------------------------------------------------------------------------
+    def call(self, target: dict, label: str, args, kwargs):
+        try:
+            msg = ["call", target, [self.encode(a) for a in args], [[k, self.encode(v)] for k, v in kwargs.items()]]
+        except Unportable as e:
+            raise _CannotCarry(f"the tests pass {e} to {label}(), which cannot cross into the sandbox") from None
+        self._last = (label, args, kwargs)
+        try:
+            send_msg(self.sock, msg)
+        except OSError:
+            raise SampleDied() from None
+        value = self.wait()
+        self._last = (label, args, kwargs, value)
+        return value
+
+    @property
+    def last_call(self) -> str:
+        """`f(args) returned value` for the last call (formatted only when a failure needs it)."""
+        if not self._last:
+            return ""
+        label, args, kwargs = self._last[:3]
+        shown = ", ".join([_short(a, 60) for a in args] + [f"{k}={_short(v, 60)}" for k, v in kwargs.items()])
+        text = f"{label}({shown})"
+        return text + f" returned {_short(self._last[3])}" if len(self._last) == 4 else text
+
+    def wait(self):
+        """Wait for the reply to our request, serving the sample's callbacks meanwhile."""
+        while True:
+            msg = self.recv()
+            if type(msg) is not list or not msg or type(msg[0]) is not str:
+                raise SampleDied("malformed message")
+            op = msg[0]
+            if op == "return" and len(msg) == 2:
+                return msg[1]
+            if op == "raise" and len(msg) == 4:
+                raise _sample_exception(msg[1], msg[2], msg[3])
+            if op == "callback" and len(msg) == 4:
+                self._serve_callback(msg)
+                continue
+            raise SampleDied(f"unexpected message {op!r}")
+
+    def _serve_callback(self, msg) -> None:
+        ident, args, kwargs = msg[1], msg[2], msg[3]
+        if type(ident) is not int or not 0 <= ident < len(self.callbacks) or type(args) is not list:
+            raise SampleDied("malformed callback")
+        try:
+            result = self.callbacks[ident](*args, **dict(_pairs(kwargs)))
+            reply = ["return", self.encode(result)]
+        except Unportable as e:
+            reply = ["raise", "TypeError", f"callback returned {e}", ""]
+        except Exception as e:
+            reply = ["raise", type(e).__name__, str(e)[:500], ""]
+        send_msg(self.sock, reply)
+
+    def names(self, wanted: list[str]) -> dict:
+        send_msg(self.sock, ["names", wanted])
+        reply = self.wait()
+        if type(reply) is not list:
+            raise SampleDied("malformed names reply")
+        return {p[0]: p[1] for p in reply if type(p) is list and len(p) == 2 and type(p[0]) is str}
+
+
+class _CannotCarry(Exception):
+    """The tests hand the sample a value the proxy cannot carry (a judge-side limitation)."""
+
+
+def _sample_exception(typename, message, where) -> BaseException:
+    if type(typename) is not str or type(message) is not str or type(where) is not str:
+        return SampleDied("malformed exception")
+    cls = _BUILTIN_EXCEPTIONS.get(typename)
+    exc: BaseException
+    if cls is not None:
+        try:
+            exc = cls(message)
+        except Exception:
+            exc = SampleError(f"{typename}: {message}")
+    else:
+        exc = SampleError(f"{typename}: {message}" if message else typename)
+    exc._sample_raised = (typename[:80], message[:300], where[:200])  # type: ignore[attr-defined]
+    return exc
+
+
+def _compile_prompt(prompt: str):
+    """The prompt's own code (helpers, imports, the stub), which the tests may call. A prompt that
+    is not complete code on its own (it ends inside a function) gets a `pass` body."""
+    for text in (prompt, prompt.rstrip() + "\n    pass\n"):
+        try:
+            return ast.parse(text)
+        except SyntaxError:
+            continue
+    return None
+
+
+def _stub_names(tree) -> set[str]:
+    """Functions the prompt declares without a body: the sample's to define."""
+    out = set()
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]  # the docstring
+            if all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in body):
+                out.add(node.name)
+    return out
+
+
+def _bound_names(tree) -> set[str]:
+    """Names a module binds at its top level."""
+    out = set()
+    for node in tree.body:
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        for t in targets:
+            out.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return out
+
+
+def _free_names(tree) -> set[str]:
+    loaded, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return loaded - bound
+
+
+# stdlib modules the tests may use unimported because the sample's program imported them
+_JUDGE_MODULES = {
+    "math", "cmath", "re", "string", "collections", "itertools", "functools", "heapq", "bisect",
+    "operator", "random", "statistics", "fractions", "decimal", "copy", "typing", "datetime",
+    "hashlib", "json", "array", "numbers", "sys", "time", "calendar", "textwrap", "unicodedata",
+}
+
+
+def _failure_detail(exc: BaseException, test_src: str, conn: Conn | None) -> str:
+    lines = test_src.splitlines()
+    test_line = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<test>" and 0 < tb.tb_lineno <= len(lines):
+            test_line = lines[tb.tb_lineno - 1].strip()
+        tb = tb.tb_next
+    raised = getattr(exc, "_sample_raised", None)
+    if raised is not None:
+        typename, message, where = raised
+        detail = f"{typename}: {message}" if message else typename
+        if where:
+            detail += f" (sample {where})"
+        if test_line:
+            detail += f" in: {test_line}"
+    elif isinstance(exc, AssertionError):
+        detail = f"AssertionError: {exc}" if str(exc) else f"assertion failed: {test_line}"
+        if conn is not None and conn.last_call and "returned" in conn.last_call:
+            detail += f" [last call {conn.last_call}]"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+        if test_line:
+            detail += f" in: {test_line}"
+    return detail
+
+
+class _Compiled:
+    """A problem's prompt, setup and tests, compiled once per judge (samples of one problem share it)."""
+
+    def __init__(self, job: dict) -> None:
+        self.error = ""
+        tree = _compile_prompt(job["prompt"])
+        self.prompt = compile(tree, "<prompt>", "exec") if tree is not None else None
+        self.stubs = _stub_names(tree) | {job["entry_point"]}
+        self.setup = None
+        self.setup_bound: list[str] = []
+        if job["setup"]:
+            try:
+                setup_tree = ast.parse(job["setup"])
+                self.setup = compile(setup_tree, "<setup>", "exec")
+                self.setup_bound = sorted(_bound_names(setup_tree))
+            except SyntaxError as e:
+                self.error = f"the problem's setup code does not compile: {e}"
+        try:
+            test_tree = ast.parse(job["test"])
+            self.test = compile(test_tree, "<test>", "exec")
+            self.free = _free_names(test_tree)
+        except SyntaxError as e:
+            self.error = f"the problem's test code does not compile: {e}"
+
+
+_COMPILED: dict[tuple, _Compiled] = {}
+
+
+def _compiled(job: dict) -> _Compiled:
+    key = (job["prompt"], job["setup"], job["test"], job["entry_point"])
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) > 2000:
+            _COMPILED.clear()
+        found = _COMPILED[key] = _Compiled(job)
+    return found
+
+
+def _run_tests(job: dict, sock: socket.socket) -> dict:
+    code = _compiled(job)
+    if code.error:
+        return {"status": "error", "detail": code.error}
+    mod = types.ModuleType("__test__")
+    sys.modules["__test__"] = mod
+    ns = mod.__dict__
+    if code.prompt is not None:
+        try:
+            exec(code.prompt, ns)
+        except Exception:
+            pass  # e.g. an import the judge lacks; the sample then fails to load the same code
+    before = dict(ns)
+    remote_setup: list[str] = []
+    if code.setup is not None:
+        try:
+            exec(code.setup, ns)
+        except NameError:
+            # The setup builds its objects from classes the sample's program defines (MBPP's
+            # trees of `Node`): they exist only in the sandbox, where the setup also runs, and the
+            # tests hand them to the sample by name.
+            ns.clear()
+            ns.update(before)
+            remote_setup = code.setup_bound
+        except Exception as e:
+            return {"status": "error", "detail": f"the problem's setup code fails: {type(e).__name__}: {e}"}
+    # objects the setup code binds exist in the sandbox too (it runs there after the program)
+    setup_names = {id(v): k for k, v in ns.items() if before.get(k) is not v and not k.startswith("__")
+                   and not isinstance(v, types.ModuleType) and not callable(v)}
+    conn = Conn(sock, setup_names)
+    for name in remote_setup:
+        conn.used.add("setup in sandbox")
+        ns[name] = RemoteGlobal(name)
+    entry = job["entry_point"]
+    for name in code.stubs:
+        ns[name] = RemoteFunction(conn, name)
+
+    try:
+        first = conn.recv()
+    except _Deadline:
+        raise
+    except SampleDied as e:
+        return {"status": "failed", "died": "before the tests ran", "detail": str(e)}
+    if first != ["ready"]:
+        if type(first) is list and len(first) == 2 and first[0] == "load_error" and type(first[1]) is str:
+            return {"status": "failed", "detail": f"the program does not load: {first[1][:300]}"}
+        return {"status": "failed", "detail": "the sample's process broke the protocol before the tests ran"}
+
+    try:
+        free = sorted(n for n in code.free if n not in ns and not hasattr(builtins, n))
+        if free:
+            for name, kind in conn.names(free).items():
+                if type(name) is not str or name not in free or type(kind) is not list or not kind:
+                    continue
+                if kind[0] == "module" and len(kind) == 2 and kind[1] in _JUDGE_MODULES:
+                    ns[name] = __import__(kind[1])
+                elif kind[0] == "callable":
+                    conn.used.add("sample name")
+                    ns[name] = RemoteFunction(conn, name)
+                elif kind[0] == "value" and len(kind) == 2:
+                    ns[name] = kind[1]
+        exec(code.test, ns)
+        if job["has_check"]:
+            check = ns.get("check")
+            if not callable(check):
+                return {"status": "error", "detail": "the problem's test code does not define check(candidate)"}
+            check(ns[entry] if isinstance(ns.get(entry), RemoteFunction) else RemoteFunction(conn, entry))
+    except _Deadline:
+        raise
+    except SampleDied as e:
+        where = f"during {conn.last_call}" if conn.last_call else "during the tests"
+        return {"status": "failed", "died": where, "detail": str(e)}
+    except _CannotCarry as e:
+        return {"status": "error", "detail": str(e)}
+    except BaseException as e:  # noqa: BLE001 - a test failure of any kind
+        return {"status": "failed", "detail": _failure_detail(e, job["test"], conn), "via": sorted(conn.used)}
+    return {"status": "passed", "detail": "", "via": sorted(conn.used)}
+
+
+class _Deadline(BaseException):
+    """The sample's time is up (a BaseException: tests' `except Exception` must not swallow it)."""
+
+
+_RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+def _reset_judge_state() -> None:
+    """What a problem's tests may have changed in this long-lived process."""
+    sys.modules.pop("__test__", None)
+    sys.setrecursionlimit(_RECURSION_LIMIT)
+    if "decimal" in sys.modules:
+        sys.modules["decimal"].setcontext(sys.modules["decimal"].Context())
+
+
+class Sandbox:
+    """The judge's handle on its sandbox server."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.proc = None
+        self.sock: socket.socket | None = None
+        self.info: dict = {}
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        import subprocess
+
+        self.stop()
+        mine, theirs = socket.socketpair()
+        cmd = [a.replace("{FD}", str(theirs.fileno())) for a in self.config["command"]]
+        self.proc = subprocess.Popen(
+            cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, close_fds=True,
+        )
+        theirs.close()
+        self.sock = mine
+        mine.settimeout(30)
+        try:
+            send_msg(mine, ["init", self.config["server"]])
+            reply = recv_msg(mine)
+        except (PeerGone, OSError, ProtocolError) as e:
+            err = b""
+            try:
+                self.proc.kill()
+                err = self.proc.stderr.read()[-2000:]
+            except Exception:
+                pass
+            self.stop()
+            text = " ".join(err.decode(errors="replace").split())
+            raise RuntimeError(f"the sandbox did not start ({type(e).__name__}): {text}") from None
+        mine.settimeout(None)
+        self.proc.stderr.close()
+        if reply[0] != "ready":
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start: {reply}")
+        self.info = reply[1]
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(5)
+            except Exception:
+                pass
+            self.proc = None
+
+
+def _judge_main(engine_in: int, engine_out: int) -> None:
+    config = read_frame(engine_in)
+    sandbox = Sandbox(config)
+    try:
+        sandbox.start()
+        write_frame(engine_out, {"ready": sandbox.info})
+    except RuntimeError as e:
+        write_frame(engine_out, {"failed": str(e)})
+        return
+    serial = 0
+    while True:
+        try:
+            job = read_frame(engine_in)
+        except PeerGone:
+            break
+        if job.get("op") == "stop":
+            break
+        serial += 1
+        t0 = time.monotonic()
+        verdict = _judge_job(job, sandbox, serial)
+        verdict["duration"] = time.monotonic() - t0
+        write_frame(engine_out, verdict)
+    sandbox.stop()
+
+
+def _judge_job(job: dict, sandbox: Sandbox, serial: int) -> dict:
+    t0 = time.monotonic()
+    deadline = t0 + job["timeout"]
+    for attempt in (1, 2):
+        if not sandbox.alive():
+            try:
+                sandbox.start()
+            except RuntimeError as e:
+                return {"status": "error", "detail": str(e)}
+        ours, theirs = socket.socketpair()
+        try:
+            send_msg(sandbox.sock, ["run", {"program": job["program"], "setup": job["setup"], "serial": serial}], [theirs.fileno()])
+            break
+        except OSError:
+            ours.close()
+            sandbox.stop()
+        finally:
+            theirs.close()
+    else:
+        return {"status": "error", "detail": "the sandbox server keeps dying"}
+
+    t_sent = time.monotonic()
+    # The tests run here, in the judge (they are the problem's own, trusted code); an interval
+    # timer bounds them. On expiry the proxy's socket is shut down too, so even a test that
+    # swallows the exception cannot wait on the sample again.
+    state = {"armed": True, "expired": False}
+
+    def on_alarm(signum, frame):
+        if state["armed"]:
+            state["expired"] = True
+            try:
+                ours.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            raise _Deadline()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001), 0.05)
+            result = _run_tests(job, ours)
+        finally:
+            state["armed"] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Deadline:
+        result = {}
+    signal.signal(signal.SIGALRM, previous)
+    if state["expired"]:
+        result = {"status": "timed out", "detail": f"no verdict within {job['timeout']:g} s"}
+    ours.close()
+    _reset_judge_state()
+
+    t_judged = time.monotonic()
+    # The sample is over: the server kills everything it started and reports how it ended.
+    ended = None
+    try:
+        sandbox.sock.settimeout(10)
+        send_msg(sandbox.sock, ["end"])
+        ended = recv_msg(sandbox.sock)
+        sandbox.sock.settimeout(None)
+    except (OSError, PeerGone, ProtocolError, AttributeError):
+        sandbox.stop()
+    if ended is None or ended[0] != "ended":
+        if result["status"] != "timed out":
+            result = {"status": "failed", "detail": "the sandbox server was killed during this sample"}
+        return result
+    info = ended[1]
+    if job.get("profile"):
+        result["phases"] = {"send": t_sent - t0, "judge": t_judged - t_sent, "end": time.monotonic() - t_judged}
+    result["stdout"], result["stderr"] = info["stdout"], info["stderr"]
+    died = result.pop("died", None)
+    if died is not None:
+        how = info["exit"]
+        why = f": {result['detail']}" if result.get("detail") else ""
+        result["detail"] = f"the sample's process {how} {died}{why}"
+    if info.get("note") and result["status"] != "passed":
+        result["detail"] = f"{result['detail']} ({info['note']})" if result["detail"] else info["note"]
+    return result
+
+
+# =========================================================================================
+# Sandbox side (untrusted): the fork server and the sample child
+# =========================================================================================
+
+# What samples import most, loaded once in the fork server. Not more: every page of the server
+# makes each fork slower (fork + exit is ~0.5 ms at 11 MB and ~1 ms at 17 MB here).
+_PRELOAD = ("typing", "math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect",
+            "operator", "resource", "tempfile")
+# The judge runs the tests: what HumanEval's and MBPP's tests import.
+_JUDGE_PRELOAD = _PRELOAD + ("random", "copy", "hashlib", "decimal", "fractions")
+
+_libc = None
+
+
+def _libc_call(name: str, *args) -> int:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return getattr(_libc, name)(*args)
+
+
+def _prctl(option: int, arg2: int = 0, arg3=0, arg4: int = 0, arg5: int = 0) -> int:
+    return _libc_call("prctl", ctypes.c_int(option), ctypes.c_ulong(arg2), arg3 if isinstance(arg3, ctypes._Pointer) else ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
+
+
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 4, 36, 38, 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _install_seccomp(bpf: bytes) -> None:
+    if len(bpf) % 8 or not bpf:
+        raise OSError("malformed seccomp program")
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.pointer(prog)) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
+
+# Landlock (through its syscalls; x86_64 and aarch64 share these numbers)
+_LL_CREATE, _LL_ADD, _LL_RESTRICT = 444, 445, 446
+_LL_RULE_PATH_BENEATH = 1
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1, 2, 4, 8
+_FS_WRITES = 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x1000  # remove/make_*
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 0x2000, 0x4000, 0x8000
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2
+_SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1, 2
+
+
+class _LLRulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _LLPathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _syscall(nr: int, *args) -> int:
+    res = _libc_call("syscall", ctypes.c_long(nr), *args)
+    if res < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return res
+
+
+def landlock_abi() -> int:
+    try:
+        return _syscall(_LL_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # VERSION flag
+    except (OSError, AttributeError):
+        return 0
+
+
+def _landlock(rules: list[tuple[str, int]], abi: int) -> None:
+    """Everything the kernel knows how to restrict is denied except `rules` (path, rights)."""
+    fs = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_READ_DIR | _FS_WRITES
+    if abi >= 2:
+        fs |= _FS_REFER
+    if abi >= 3:
+        fs |= _FS_TRUNCATE
+    if abi >= 5:
+        fs |= _FS_IOCTL_DEV
+    attr = _LLRulesetAttr(fs, (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0,
+                          (_SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    size = ctypes.sizeof(_LLRulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
+    rs = _syscall(_LL_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    try:
+        for path, rights in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if not os.path.isdir(path):
+                    rights &= _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+                rule = _LLPathBeneath(rights & fs, fd)
+                _syscall(_LL_ADD, ctypes.c_int(rs), ctypes.c_int(_LL_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
+        _syscall(_LL_RESTRICT, ctypes.c_int(rs), ctypes.c_uint32(0))
+    finally:
+        os.close(rs)
+
+
+class _SampleSide:
+    """The sample child's end of the proxy."""
+
+    def __init__(self, sock: socket.socket, ns: dict) -> None:
+        self.sock, self.ns, self.refs, self.buf = sock, ns, [], bytearray()
+
+    def _handle(self, value, depth: int):
+        if _is_iterator(value):  # generators, map objects, ...: their items, materialised
+            return {"iter": [encode(v, self._handle, depth) for v in itertools.islice(value, MAX_ITEMS)]}
+        self.refs.append(value)
+        return {"ref": [len(self.refs) - 1, type(value).__qualname__]}
+
+    def _extra(self, tag: str, v):
+        if tag == "ref" and type(v) is int and 0 <= v < len(self.refs):
+            return self.refs[v]
+        if tag in ("name", "global") and type(v) is str and v in self.ns:
+            return self.ns[v]
+        if tag == "builtin" and type(v) is str and hasattr(builtins, v):
+            return getattr(builtins, v)
+        if tag == "cb" and type(v) is int:
+            return self._callback(v)
+        raise ProtocolError(f"bad reference {tag}")
+
+    def _callback(self, ident: int):
+        def callback(*args, **kwargs):
+            send_msg(self.sock, ["callback", ident, [encode(a, self._handle) for a in args],
+                                 [[k, encode(x, self._handle)] for k, x in kwargs.items()]])
+            return self.serve(until_reply=True)
+
+        return callback
+
+    def serve(self, until_reply: bool = False):
+        hook = lambda d: decode_tag(d, self._extra)  # noqa: E731
+        while True:
+            try:
+                msg = recv_msg(self.sock, hook, buf=self.buf)
+            except PeerGone:
+                _flush_and_exit(0)
+            op = msg[0]
+            if op == "call":
+                self._call(msg[1], msg[2], msg[3])
+            elif op == "names":
+                send_msg(self.sock, ["return", self._names(msg[1])])
+            elif until_reply and op == "return":
+                return msg[1]
+            elif until_reply and op == "raise":
+                raise _sample_exception(msg[1], msg[2], msg[3])
+            else:
+                _flush_and_exit(3)
+
+    def _call(self, fn, args, kwargs) -> None:
+        try:
+            value = fn(*args, **dict(kwargs))
+            reply = ["return", encode(value, self._handle)]
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: all go to the judge
+            reply = ["raise", type(e).__name__, _safe_str(e), _where(e)]
+        send_msg(self.sock, reply)  # output is flushed when the judge hangs up (see the server)
+
+    def _names(self, names) -> list:
+        out = {}
+        for name in names:
+            if name not in self.ns:
+                continue
+            value = self.ns[name]
+            if isinstance(value, types.ModuleType):
+                out[name] = ["module", value.__name__]
+            elif callable(value):
+                out[name] = ["callable"]
+            else:
+                try:
+                    out[name] = ["value", encode(value, self._handle)]
+                except Exception:
+                    pass
+        return [[k, v] for k, v in out.items()]
+
+
+def _safe_str(e: BaseException) -> str:
+    try:
+        return str(e)[:500]
+    except BaseException:  # noqa: BLE001
+        return "<unprintable>"
+
+
+def _where(e: BaseException) -> str:
+    """`line N: source` of the innermost frame in the sample's program."""
+    try:
+        tb, last = e.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<sample>":
+                last = tb.tb_lineno
+            tb = tb.tb_next
+        if last is None:
+            return ""
+        lines = _PROGRAM_LINES
+        src = lines[last - 1].strip() if 0 < last <= len(lines) else ""
+        return f"line {last}: {src}"[:200]
+    except BaseException:  # noqa: BLE001
+        return ""
+
+
+_PROGRAM_LINES: list[str] = []
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+def _flush_and_exit(code: int) -> None:
+    _flush()
+    os._exit(code)
+
+
+def _sample_child(private: socket.socket, serial: int, out_fd: int, err_fd: int, cfg: dict) -> None:
+    """Runs in a fresh child, forked ahead of its job: drop privileges, apply limits, then wait for
+    the program and the judge's connection on `private`, load the program and serve calls."""
+    global _PROGRAM_LINES
+    try:
+        os.setsid()
+        uid = cfg.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        workdir = os.path.join(cfg["tmp_root"], f"s{serial}")
+        os.mkdir(workdir, 0o700)
+        os.chdir(workdir)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        pfd = private.detach()
+        if pfd != 4:
+            os.dup2(pfd, 4)
+        os.closerange(3, 4)
+        os.closerange(5, 65536)  # the server's control socket above all: the sample gets only its own
+        private = socket.socket(fileno=4)
+        import resource
+
+        lim = cfg["limits"]
+        for name, value in (("RLIMIT_AS", lim["memory"]), ("RLIMIT_FSIZE", lim["output"]), ("RLIMIT_NOFILE", lim["files"]),
+                            ("RLIMIT_NPROC", lim["processes"]), ("RLIMIT_CORE", 0)):
+            resource.setrlimit(getattr(resource, name), (value, value))
+        resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu"], lim["cpu"] + 1))
+        if not cfg.get("pidns_fs"):  # bubblewrap already cleared it
+            os.environ.clear()
+            os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        os.environ.pop("PWD", None)
+        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+        import tempfile
+
+        tempfile.tempdir = workdir
+        if cfg.get("landlock_per_sample"):  # without bubblewrap: writes only in its own directory
+            _landlock([("/", _FS_READ_FILE | _FS_READ_DIR | _FS_EXECUTE), (workdir, 0xFFFF),
+                       (os.devnull, _FS_READ_FILE | _FS_WRITE_FILE)], cfg["landlock"])
+        fds: list[int] = []
+        try:
+            job = recv_msg(private, fds=fds)[1]
+        except PeerGone:
+            os._exit(0)
+        if fds[0] != 3:
+            os.dup2(fds[0], 3)
+            os.close(fds[0])
+        private.close()
+        sock = socket.socket(fileno=3)
+        sys.argv = [""]
+        mod = types.ModuleType("__test__")
+        sys.modules["__test__"] = mod
+        ns = mod.__dict__
+        # The sample gets its own copy of the builtins module: patching `builtins.len` changes
+        # what its code sees, not what this proxy runs on (the verdict never depends on either).
+        private = types.ModuleType("builtins")
+        private.__dict__.update(vars(builtins))
+        sys.modules["builtins"] = private
+        ns["__builtins__"] = private.__dict__
+    except BaseException as e:  # noqa: BLE001
+        try:
+            os.write(2, f"sandbox setup failed: {e!r}\n".encode())
+        finally:
+            os._exit(112)
+
+    side = _SampleSide(sock, ns)
+    _PROGRAM_LINES = job["program"].splitlines()
+    try:
+        exec(compile(job["program"], "<sample>", "exec"), ns)
+        if job["setup"]:
+            exec(compile(job["setup"], "<setup>", "exec"), ns)
+        reply = ["ready"]
+    except BaseException as e:  # noqa: BLE001 - SyntaxError, SystemExit, KeyboardInterrupt, ...
+        where = _where(e)
+        if isinstance(e, SyntaxError):
+            where = f"line {e.lineno}: {(e.text or '').strip()}"
+        reply = ["load_error", f"{type(e).__name__}: {_safe_str(e)}" + (f" (sample {where})" if where else "")]
+    send_msg(sock, reply)
+    if reply[0] != "ready":
+        _flush_and_exit(0)
+    side.serve()
+    _flush_and_exit(0)
+
+
+def _exit_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"was killed by {name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def _kill_all_but_me(pidns: bool, uid) -> dict[int, int]:
+    """Every process the sample started is killed; returns the exit statuses reaped on the way
+    (the rest the caller reaps: we are their subreaper)."""
+    if pidns:
+        os.kill(-1, signal.SIGKILL)  # in our own pid namespace: everyone but us and its init
+    elif uid is not None:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setresuid(uid, uid, uid)
+                os.kill(-1, signal.SIGKILL)  # every process of this worker's private uid
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    else:
+        return _kill_descendants()
+    return {}
+
+
+def _kill_descendants() -> dict[int, int]:
+    me = os.getpid()
+    statuses: dict[int, int] = {}
+    for _ in range(100):
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+                ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+        todo, found = [me], []
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.append(child)
+                todo.append(child)
+        if not found:
+            return statuses
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        statuses.update(_reap(block=True))
+    return statuses
+
+
+def _reap(block: bool) -> dict[int, int]:
+    statuses = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return statuses
+        if pid == 0:
+            return statuses
+        statuses[pid] = status
+
+
+def _read_head(fd: int) -> tuple[str, int]:
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, OUTPUT_HEAD, 0)
+    return data.decode("utf-8", errors="replace"), size
+
+
+def _server_main(ctl_fd: int) -> None:
+    ctl = socket.socket(fileno=ctl_fd)
+    msg = recv_msg(ctl)
+    cfg = msg[1]
+    for name in _PRELOAD:  # imported once here, so a sample child's imports are free
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    layers = []
+    tmp_root = cfg["tmp_root"]
+    os.makedirs(tmp_root, exist_ok=True)
+    os.chmod(tmp_root, 0o1777)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)  # our memory cannot be read or written through /proc by a sample
+    if cfg.get("pdeathsig"):
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if cfg.get("landlock"):
+        abi = landlock_abi()
+        cfg["landlock"] = abi
+        try:
+            # Once for the server and every sample child: read only what `landlock_rules` allows,
+            # write only under the samples' directory; no TCP; no signals out of the sandbox.
+            _landlock(cfg["landlock_rules"] + [(tmp_root, 0xFFFF), (os.devnull, _FS_READ_FILE | _FS_WRITE_FILE),
+                                               ("/proc", _FS_READ_FILE | _FS_READ_DIR)], abi)
+            layers.append("landlock")
+            cfg["landlock_per_sample"] = not cfg.get("pidns_fs", False)
+        except OSError as e:
+            layers.append(f"!landlock: {e}")
+            cfg["landlock"] = 0
+    if cfg.get("seccomp"):
+        try:
+            _install_seccomp(base64.b64decode(cfg["seccomp"]))
+            layers.append("seccomp")
+        except OSError as e:
+            layers.append(f"!seccomp: {e}")
+    import gc
+
+    gc.freeze()  # what we loaded stays out of the children's collections: fewer copied pages per fork
+    send_msg(ctl, ["ready", {"layers": layers, "pid": os.getpid()}])
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    import select
+
+    # One stdout and one stderr file, reused: read back and truncated after every sample. They are
+    # the server's (mode 0600), so a sample child has them only as its fds 1 and 2.
+    out_fd = os.open(os.path.join(tmp_root, "stdout"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    err_fd = os.open(os.path.join(tmp_root, "stderr"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    limit = cfg["limits"]["output"]
+    serial = 0
+
+    def prefork() -> tuple[int, socket.socket, int]:
+        """The next sample child, forked and set up while the judge finishes the current sample."""
+        nonlocal serial
+        serial += 1
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            ctl.close()
+            ours.close()
+            _sample_child(theirs, serial, out_fd, err_fd, cfg)
+            os._exit(0)
+        theirs.close()
+        return pid, ours, serial
+
+    ready = prefork()
+    while True:
+        fds: list[int] = []
+        try:
+            msg = recv_msg(ctl, fds=fds)
+        except PeerGone:
+            break
+        if msg[0] != "run" or len(fds) != 1:
+            break
+        for attempt in (1, 2):
+            pid, private, number = ready
+            try:
+                send_msg(private, ["job", msg[1]], [fds[0]])
+                break
+            except OSError:  # it died waiting (killed from outside?): a fresh one
+                _reap(block=True)
+                ready = prefork()
+            finally:
+                private.close()
+        os.close(fds[0])
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+        try:
+            end = recv_msg(ctl)
+        except PeerGone:
+            end = None
+        if pidfd is not None:
+            # The judge has closed the proxy; a well-behaved child flushes its output and exits.
+            select.select([pidfd], [], [], 0.05)
+            os.close(pidfd)
+        statuses = _kill_all_but_me(cfg.get("pidns", False), cfg.get("uid"))
+        statuses.update(_reap(block=True))
+        status = statuses.get(pid)
+        note = ""
+        exit_text = _exit_text(status) if status is not None else "ended"
+        out, out_size = _read_head(out_fd)
+        err, err_size = _read_head(err_fd)
+        for fd in (out_fd, err_fd):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)  # the offset is shared with the next child's fds 1 and 2
+        if max(out_size, err_size) >= limit:
+            note = f"output reached the {limit >> 10} KiB limit"
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+            note = "CPU time limit reached"
+        if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 112:
+            note = "sandbox setup failed: " + err.strip()[-300:]
+        workdir = os.path.join(tmp_root, f"s{number}")
+        try:
+            os.rmdir(workdir)  # usually empty
+        except FileNotFoundError:
+            pass
+        except OSError:
+            _rmtree(workdir)
+        if end is None:
+            break
+        send_msg(ctl, ["ended", {"exit": exit_text, "stdout": out, "stderr": err, "note": note}])
+        ready = prefork()
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    def retry(func, p, _exc):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
+def main(argv: list[str]) -> None:
+    role = argv[1] if len(argv) > 1 else ""
+    if role == "server":
+        _server_main(int(argv[2]))
+    elif role == "judge":
+        # Our protocol uses private copies of stdin/stdout; test code that prints cannot reach it.
+        engine_in, engine_out = os.dup(0), os.dup(1)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        for name in _JUDGE_PRELOAD:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+        import gc
+        import warnings
+
+        warnings.simplefilter("ignore")  # e.g. SyntaxWarnings of a prompt's escapes
+        gc.freeze()
+        _judge_main(engine_in, engine_out)
+    else:
+        sys.exit("usage: _sandbox_worker.py judge | server FD")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
