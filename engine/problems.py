@@ -9,16 +9,15 @@ source has one: used to pick subsets and to test the verifier, never shown to th
 from __future__ import annotations
 
 import ast
-import gzip
 import hashlib
 import importlib.util
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from engine.errors import UserError
+from engine.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -159,21 +158,7 @@ def _mbpp_entry_point(code: str, tests: list[str]) -> tuple[str | None, str]:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        raise UserError(f"problem file not found: {path}; give an existing path")
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {i}: not valid JSON ({e.msg}); fix or remove that line") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path} line {i}: expected a JSON object; fix or remove that line")
-            rows.append(row)
+    rows = [row for _, row in read_jsonl(path, "problem file")]
     if not rows:
         raise UserError(f"{path} holds no problems; give a file with one JSON object per line")
     return rows

