@@ -213,7 +213,8 @@ def cmd_resume(ws: Workspace, args) -> int:
 def cmd_verify(ws: Workspace, args) -> int:
     from engine.verify import verify_file
 
-    summary = verify_file(Path(args.samples), args.problems, workers=args.workers, timeout=args.timeout)
+    summary = verify_file(Path(args.samples), args.problems, workers=args.workers, timeout=args.timeout,
+                          require_isolation=args.require_isolation)
     print(json.dumps(summary))
     return 0
 
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", required=True, help="humaneval | mbpp:PATH | jsonl:PATH")
     p.add_argument("--workers", type=int, default=0, help="parallel workers (default: one per core)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per sample")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to run when a sandbox layer (bubblewrap, seccomp, ...) is missing")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("export", help="per-round and per-problem metrics")

@@ -113,4 +113,10 @@ def test_verify_command_writes_results(tmp_path):
     assert [r["passed"] for r in out] == [True, False]
     assert out[0]["result"] == "passed" and out[1]["result"].startswith("failed")
     assert json.loads(res.stdout)["pass@1"] == pytest.approx(0.5)
-    assert "torch" not in sdtui(tmp_path / "ws", "verify", "--help").stderr
+    # `sdtui verify` must start fast: it never imports torch or transformers
+    code = ("import sys; from sdtui.cli import main; "
+            f"rc = main(['--home', {str(tmp_path / 'ws')!r}, 'verify', {str(samples)!r}, '--problems', "
+            f"{'jsonl:' + str(DATA / 'toy_problems.jsonl')!r}, '--workers', '1']); "
+            "assert rc == 0; assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
