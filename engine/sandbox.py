@@ -24,7 +24,7 @@ from pathlib import Path
 from engine import _sandbox_worker as worker
 
 WORKER_SCRIPT = Path(worker.__file__).resolve()
-IN_SANDBOX_SCRIPT = "/sandbox/worker.py"
+IN_SANDBOX_SCRIPT = "/sandbox/worker.pyc"
 SANDBOX_TMP_BYTES = 256 << 20  # the sandbox's private /tmp (memory-backed)
 
 # Capabilities the sandbox server keeps (root only): switch each sample child to the worker's
@@ -80,7 +80,7 @@ class Plan:
             rules = [("/", _READ)]
         else:
             tmp_root = tempfile.mkdtemp(prefix="sdtui-sandbox-")
-            script = str(WORKER_SCRIPT)
+            script = worker_program()
             command = [python, "-I", "-S", "-B", script, "server", "{FD}"]
             if self.mode == "unshare":
                 command = [shutil.which("unshare"), "--net", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
@@ -122,6 +122,36 @@ def _current_nproc() -> int:
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     return soft if soft != resource.RLIM_INFINITY else (1 << 20)
+
+
+@functools.lru_cache(maxsize=1)
+def worker_program() -> str:
+    """The worker compiled to a .pyc, which the interpreter runs directly.
+
+    A script given as source is compiled at every start and never cached; compiling this one
+    leaves ~4 MB of freed heap behind, pinned by what the worker loads next. In the sandbox
+    server that is ~1000 more page-table entries for fork to copy for every sample (and a
+    fragmented heap for each sample child to write into). Kept in a private per-user directory,
+    named by the source's and the interpreter's hash; falls back to the source file."""
+    import hashlib
+    import py_compile
+    import stat
+
+    try:
+        source = WORKER_SCRIPT.read_bytes()
+        tag = hashlib.sha256(source + sys.version.encode()).hexdigest()[:16]
+        where = os.path.join(tempfile.gettempdir(), f"sdtui-worker-{os.geteuid()}")
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        st = os.lstat(where)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return str(WORKER_SCRIPT)  # not ours alone: whoever can write there could change the code
+        target = os.path.join(where, f"worker-{tag}.pyc")
+        if not os.path.exists(target):
+            made = py_compile.compile(str(WORKER_SCRIPT), cfile=f"{target}.{os.getpid()}", doraise=True)
+            os.replace(made, target)  # atomic: a concurrent engine process sees all of it or none
+        return target
+    except (OSError, py_compile.PyCompileError):
+        return str(WORKER_SCRIPT)
 
 
 DISABLE_ENV = "SDTUI_SANDBOX_DISABLE"  # e.g. "bwrap,seccomp": run as if those layers were missing
@@ -238,7 +268,10 @@ def _bwrap_command(python: str, root: bool) -> list[str]:
         for cap in SERVER_CAPS:
             cmd += ["--cap-add", cap]
     cmd += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-            "--setenv", "PYTHONHASHSEED", "0", "--setenv", "HOME", "/tmp"]
+            "--setenv", "PYTHONHASHSEED", "0", "--setenv", "HOME", "/tmp",
+            # resolve every symbol at start-up: lazy binding would write the linker's tables in each
+            # sample child (copy-on-write faults); the server removes it before forking any
+            "--setenv", "LD_BIND_NOW", "1"]
     for d in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"):
         if os.path.islink(d):
             cmd += ["--symlink", os.readlink(d), d]
@@ -263,9 +296,11 @@ def _bwrap_command(python: str, root: bool) -> list[str]:
         cmd += ["--perms", "0555", "--size", "4096", "--tmpfs", site, "--remount-ro", site]
     if os.path.exists("/etc/ld.so.cache"):
         cmd += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    cmd += ["--ro-bind", str(WORKER_SCRIPT), IN_SANDBOX_SCRIPT, "--dev", "/dev", "--proc", "/proc",
+    program = worker_program()
+    inside = IN_SANDBOX_SCRIPT if program.endswith(".pyc") else IN_SANDBOX_SCRIPT[:-1]
+    cmd += ["--ro-bind", program, inside, "--dev", "/dev", "--proc", "/proc",
             "--perms", "1777", "--size", str(SANDBOX_TMP_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp",
-            "--", python, "-I", "-S", "-B", IN_SANDBOX_SCRIPT, "server", "{FD}"]
+            "--", python, "-I", "-S", "-B", inside, "server", "{FD}"]
     return cmd
 
 

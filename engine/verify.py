@@ -81,9 +81,10 @@ class _Worker:
         self.info: dict = {}
 
     def start(self) -> None:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        # LD_BIND_NOW: see engine/sandbox.py (the sandbox server inherits it where there is no bubblewrap)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "LD_BIND_NOW": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", str(sandbox.WORKER_SCRIPT), "judge"],
+            [sys.executable, "-I", "-S", "-B", sandbox.worker_program(), "judge"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, close_fds=True, start_new_session=True,  # a Ctrl-C meant for the engine does not hit it
         )

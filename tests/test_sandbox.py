@@ -382,6 +382,37 @@ def test_no_process_outlives_its_sample(pool):
     assert len([p for p in procs if p[1] in uids]) <= len(uids)
 
 
+def test_files_left_behind_never_reach_a_later_sample():
+    """Each sample starts from an empty samples' directory: what one leaves there (beside its own
+    directory or in it) is gone before the next sample's process exists."""
+    spots = '(os.path.join(os.environ["TMPDIR"], "..", "left"), "left-here", "/tmp/left")'
+    drop = body(f"""
+        import os
+        for path in {spots}:
+            try:
+                open(path, "w").write("x")
+            except OSError:
+                pass
+        return a + b""")
+    look = Problem("t/look", "def look():\n", "look", "def check(candidate):\n    assert candidate() == []\n")
+    probe = body(f"""
+        import os
+        return [p for p in {spots} if os.path.exists(p)]""")
+    with Verifier(workers=1, timeout=TIMEOUT) as v:  # one sandbox: the probes run right after the drops
+        verdicts = v.verify([(ADD, drop), (look, probe)] * 2)
+    assert verdicts[0].passed and verdicts[2].passed, [x.result for x in verdicts]
+    assert verdicts[1].passed and verdicts[3].passed, [x.result for x in verdicts]
+
+
+def test_each_sample_gets_only_its_own_output(pool):
+    jobs = [(ADD, body(f"import sys\nprint('out {i}')\nsys.stderr.write('err {i}\\n')\nreturn a + b")) for i in range(6)]
+    jobs.insert(3, (ADD, body("import os\nprint('crash')\nos.kill(os.getpid(), 9)")))
+    verdicts = pool.verify(jobs)
+    assert verdicts[3].stdout == "" and "SIGKILL" in verdicts[3].detail  # its unflushed print died with it
+    for i, v in enumerate(verdicts[:3] + verdicts[4:]):
+        assert v.passed and v.stdout == f"out {i}\n" * 3 and v.stderr == f"err {i}\n" * 3, (i, v)
+
+
 def test_fork_burst_and_output_flood_fail_alone(pool):
     fork_bomb = body("""
         import os
