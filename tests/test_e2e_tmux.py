@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from engine.store import Store, engine_alive
+from tests.campaign_files import tiny_toml
 
 ROOT = Path(__file__).parent.parent
-DATA = Path(__file__).parent / "data"
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -53,31 +53,7 @@ def test_pause_resume_quit_reattach_stop(tmp_path, tiny_model_dir, session):
     home = tmp_path / "ws"
     config = tmp_path / "tiny.toml"
     # Enough rounds that the campaign is still running while we press keys.
-    config.write_text(f"""
-name = "e2e"
-rounds = 30
-[model]
-spec = "{tiny_model_dir}"
-threads = 1
-[problems]
-source = "jsonl:{DATA / 'toy_problems.jsonl'}"
-heldout_ids = ["toy/max3"]
-[sampling]
-n = 2
-max_new_tokens = 24
-batch_size = 2
-[eval]
-k = [1, 2]
-[filter]
-verified = false
-[train]
-epochs = 1
-batch_size = 2
-max_seq_len = 128
-lora_r = 4
-[verify]
-workers = 1
-""")
+    config.write_text(tiny_toml(tiny_model_dir, name="e2e", rounds=30, max_new_tokens=24))
     res = subprocess.run([sys.executable, "-m", "sdtui", "--home", str(home), "start", str(config)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -16,42 +16,13 @@ from engine.config import parse_config
 from engine.runner import Engine, create_campaign
 from engine.store import Store
 from engine.workspace import Workspace
+from tests.campaign_files import tiny_toml
 
-DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 
 
-def tiny_config(model_dir: Path, rounds: int = 2) -> str:
-    # verified = false: a random model never passes, and the trainer must still run (SSD-style).
-    return f"""
-name = "tiny"
-seed = 11
-rounds = {rounds}
-[model]
-spec = "{model_dir}"
-prompt_style = "chat"
-threads = 1
-[problems]
-source = "jsonl:{DATA / 'toy_problems.jsonl'}"
-heldout_ids = ["toy/max3"]
-[sampling]
-n = 2
-max_new_tokens = 12
-batch_size = 2
-[eval]
-k = [1, 2]
-[filter]
-verified = false
-max_per_problem = 2
-[train]
-epochs = 1
-batch_size = 2
-max_seq_len = 128
-lora_r = 4
-lora_alpha = 8
-[verify]
-workers = 1
-"""
+def tiny_config(model_dir: Path) -> str:
+    return tiny_toml(model_dir)
 
 
 def new_campaign(home: Path, text: str) -> tuple[Workspace, Store, int]:
