@@ -89,7 +89,8 @@ def _markdown(report: dict) -> str:
             for src in ("unsolved", "barely", "often", "always"):
                 lines.append(f"| {src} | " + " | ".join(str(t.get(src, {}).get(dst, 0)) for dst in ("unsolved", "barely", "often", "always")) + " |")
         lines += ["", "## Diversity (campaign means)", ""]
-        names = list(rounds[0]["metrics"]["diversity"])
+        # the metric values; `n_*` (how many problems each mean is over) stay in the JSON export
+        names = [k for k in rounds[0]["metrics"]["diversity"] if not k.startswith("n_")]
         lines += ["| round | " + " | ".join(names) + " | gauge |", "|" + "---|" * (len(names) + 2)]
         for r in rounds:
             d = r["metrics"]["diversity"]
