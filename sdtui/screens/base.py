@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
+from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -139,6 +140,16 @@ class CliMixin:
         except (OSError, subprocess.TimeoutExpired) as e:
             msg = CliFinished(action, -1, "", str(e))
         self.post_message(msg)  # type: ignore[attr-defined]
+
+
+# The keys of every screen that controls a campaign (campaign list, dashboard).
+CONTROL_BINDINGS = [
+    Binding("b", "browse", "Samples"),
+    Binding("p", "control('pause')", "Pause"),
+    Binding("r", "control('resume')", "Resume"),
+    Binding("x", "control('stop')", "Stop"),
+    Binding("a", "control('stop_after_round')", "Stop after round"),
+]
 
 
 class ControlMixin(CliMixin):

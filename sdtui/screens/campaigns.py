@@ -12,7 +12,7 @@ from engine.store import Store
 from sdtui.data import CampaignLister, CampaignSummary
 from sdtui.fmt import STATUS_STYLE, age, num, one_line, pct, theme_styles
 from sdtui.messages import CampaignsLoaded
-from sdtui.screens.base import ControlMixin, StoreScreen
+from sdtui.screens.base import CONTROL_BINDINGS, ControlMixin, StoreScreen
 from sdtui.widgets.keybar import KeyBar
 
 COLUMNS = [("#", "id"), ("name", "name"), ("status", "status"), ("round", "round"), ("stage", "stage"),
@@ -23,11 +23,7 @@ class CampaignsScreen(ControlMixin, StoreScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("n", "launch", "New"),
-        Binding("b", "browse", "Samples"),
-        Binding("p", "control('pause')", "Pause"),
-        Binding("r", "control('resume')", "Resume"),
-        Binding("x", "control('stop')", "Stop"),
-        Binding("a", "control('stop_after_round')", "Stop after round"),
+        *CONTROL_BINDINGS,
     ]
 
     def __init__(self) -> None:

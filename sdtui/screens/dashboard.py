@@ -18,7 +18,7 @@ from engine.store import Store
 from sdtui.data import DashboardLoader
 from sdtui.fmt import one_line
 from sdtui.messages import DashboardUpdated
-from sdtui.screens.base import ControlMixin, StoreScreen
+from sdtui.screens.base import CONTROL_BINDINGS, ControlMixin, StoreScreen
 from sdtui.widgets.buckets import BucketPanel
 from sdtui.widgets.eventlog import EventLog
 from sdtui.widgets.gauge import DiversityGauge
@@ -41,11 +41,7 @@ class DashboardScreen(ControlMixin, StoreScreen):
         Binding("3", "show_pane('diversity')", "Diversity", show=False),
         Binding("4", "show_pane('passk')", "pass@k", show=False),
         Binding("5", "show_pane('events')", "Events", show=False),
-        Binding("b", "browse", "Samples"),
-        Binding("p", "control('pause')", "Pause"),
-        Binding("r", "control('resume')", "Resume"),
-        Binding("x", "control('stop')", "Stop"),
-        Binding("a", "control('stop_after_round')", "Stop after round"),
+        *CONTROL_BINDINGS,
         Binding("h", "toggle_split", "Train/held-out", show=False),
         Binding("left_square_bracket", "transition_round(-1)", "Earlier transitions", show=False),
         Binding("right_square_bracket", "transition_round(1)", "Later transitions", show=False),
