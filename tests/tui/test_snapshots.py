@@ -16,7 +16,7 @@ from sdtui.screens.help import HelpScreen
 from sdtui.screens.launch import LaunchScreen
 from sdtui.screens.samples import CompareScreen, SamplesScreen
 
-from tuitest import wait_for, wait_loaded
+from tuitest import settle, wait_for, wait_loaded
 
 SMALL, LARGE = (80, 24), (160, 48)
 
@@ -30,7 +30,7 @@ def steps(*keys: str, screen=None):
             await pilot.press(key)
             await pilot.pause(0.05)
         await wait_loaded(pilot, screen)
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     return run
 
@@ -85,7 +85,7 @@ def _browser(ids, **kw):
 def test_sample_browser(snap_compare, app_factory, ids, size):
     async def run(pilot):
         screen = await _browser(ids, task_id="HumanEval/9", round=0, status="failed")(pilot)
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert screen.current["status"] == "failed"
 
     assert snap_compare(app_factory(), terminal_size=size, run_before=run)
@@ -94,7 +94,7 @@ def test_sample_browser(snap_compare, app_factory, ids, size):
 def test_sample_browser_error_sample(snap_compare, app_factory, ids):
     async def run(pilot):
         await _browser(ids, task_id="HumanEval/17", status="error")(pilot)
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app_factory(), terminal_size=SMALL, run_before=run)
 
@@ -106,7 +106,7 @@ def test_compare(snap_compare, app_factory, ids, diff):
         await pilot.press("j", "j", "j", "j", "m", "k", "d" if diff else "c")
         await wait_loaded(pilot, CompareScreen)
         assert screen.marked is not None
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app_factory(), terminal_size=SMALL, run_before=run)
 
@@ -123,7 +123,7 @@ def test_launch_invalid_file(snap_compare, app_factory):
         launch = await wait_loaded(pilot, LaunchScreen)
         await pilot.press("down")
         await wait_for(pilot, lambda: launch.path.endswith("typo.toml") and launch.error)
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app_factory(), terminal_size=SMALL, run_before=run)
 

@@ -36,3 +36,18 @@ async def wait_loaded(pilot, screen_type=None, timeout: float = 10.0):
     await asyncio.sleep(0.05)
     await pilot.pause()
     return app.screen
+
+
+async def settle(pilot, timeout: float = 5.0) -> None:
+    """Wait until two screenshots 0.1 s apart are the same: deferred scrolls, re-wraps and layout passes
+    that a loaded machine runs late have all landed, so a snapshot never catches the screen half-drawn."""
+    app = pilot.app
+    await pilot.wait_for_scheduled_animations()
+    deadline = time.monotonic() + timeout
+    last = app.export_screenshot()
+    while time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        shot = app.export_screenshot()
+        if shot == last:
+            return
+        last = shot
