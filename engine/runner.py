@@ -300,7 +300,7 @@ class Engine:
                             tracker_dir=self.ws.tracker_dir(self.cid) if self.cfg.train.trackers else None)
         (out_dir / "COMPLETE").write_text(str(time.time()))
         info = {"examples": len(examples), "steps": result.steps, "tokens": result.tokens,
-                "final_loss": result.losses[-1] if result.losses else None, "seconds": round(result.seconds, 2),
+                "padded_tokens": result.padded_tokens, "final_loss": result.losses[-1] if result.losses else None, "seconds": round(result.seconds, 2),
                 "tokens_per_s": round(result.tokens / result.seconds, 1) if result.seconds else None}
         self._record_training(rnd, info)
         self.event("info", f"round {rnd}: trained on {len(examples)} samples, {result.steps} steps, "

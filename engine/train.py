@@ -53,6 +53,7 @@ class TrainResult:
     truncated: int = 0  # examples cut at max_seq_len
     label_tokens: int = 0  # tokens the loss was computed on, summed over steps
     stopped: bool = False  # should_stop() ended training early; nothing was saved
+    padded_tokens: int = 0  # tokens computed, padding included (tokens / padded_tokens = useful share)
 
 
 @dataclass
@@ -97,6 +98,29 @@ def plan_batches(n_examples: int, epochs: float, batch_size: int, seed: int) -> 
         order += torch.randperm(n_examples, generator=g).tolist()
     order = order[: max(1, math.ceil(epochs * n_examples))]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def split_by_length(indices: Sequence[int], lengths: Sequence[int], max_waste: float = 0.1) -> list[list[int]]:
+    """Split one micro-batch into chunks of similar length, longest first, each padded only to its own
+    longest: a chunk grows while its padding stays under `max_waste` of its padded tokens.
+
+    The step's loss is a sum over label tokens divided by the step's label count, so the gradient is
+    the same however the examples are chunked; only padding (wasted compute) changes. On a CPU the
+    cost is about linear in tokens, so a few narrower matmuls beat one wide, padded one.
+    """
+    order = sorted(indices, key=lambda i: -lengths[i])
+    chunks: list[list[int]] = []
+    for i in order:
+        chunk = chunks[-1] if chunks else None
+        if chunk is not None:
+            width = lengths[chunk[0]]
+            padded = width * (len(chunk) + 1)
+            waste = padded - sum(lengths[j] for j in chunk) - lengths[i]
+            if waste <= max_waste * padded:
+                chunk.append(i)
+                continue
+        chunks.append([i])
+    return chunks
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -203,6 +227,7 @@ def train_lora(
     n_truncated = sum(e.truncated for e in encoded)
     encoded = [e for e in encoded if any(label != IGNORE for label in e.labels)]  # prompt filled it all
 
+    lengths = [len(e.input_ids) for e in encoded]
     batches = plan_batches(len(encoded), t.epochs, t.batch_size, seed) if encoded else []
     total_steps = math.ceil(len(batches) / t.grad_accum)
     warmup = round_half_up(t.warmup_ratio * total_steps)
@@ -224,7 +249,7 @@ def train_lora(
     model.train()
 
     losses: list[float] = []
-    tokens = label_tokens = 0
+    tokens = label_tokens = padded = 0
     stopped = False
     try:
         for step in range(total_steps):
@@ -237,8 +262,9 @@ def train_lora(
             group_batches = batches[step * t.grad_accum : (step + 1) * t.grad_accum]
             # the loss is a mean over every label token of the step, however they split into micro-batches
             n_labels = sum(sum(label != IGNORE for label in encoded[i].labels[1:]) for mb in group_batches for i in mb)
+            chunks = [c for mb in group_batches for c in split_by_length(mb, lengths)] if t.bucket_by_length else group_batches
             step_loss = 0.0
-            for mb in group_batches:
+            for mb in chunks:
                 input_ids, mask, labels = (x.to(accelerator.device) for x in collate([encoded[i] for i in mb], tokenizer.pad_token_id))
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
                 loss_sum = torch.nn.functional.cross_entropy(
@@ -251,6 +277,7 @@ def train_lora(
                 accelerator.backward(loss)
                 step_loss += loss.item()
                 tokens += int(mask.sum())
+                padded += mask.numel()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             label_tokens += n_labels
@@ -277,6 +304,7 @@ def train_lora(
         truncated=n_truncated,
         label_tokens=label_tokens,
         stopped=stopped,
+        padded_tokens=padded,
     )
 
 

@@ -18,6 +18,7 @@ from engine.train import (
     log_round_metrics,
     lr_at,
     plan_batches,
+    split_by_length,
     train_lora,
 )
 
@@ -85,6 +86,18 @@ def test_batches_and_schedule():
     assert [lr_at(s, 4, 2, 1.0) for s in range(4)] == [0.5, 1.0, 1.0, 0.5]
 
 
+def test_split_by_length_keeps_every_example_and_bounds_padding():
+    lengths = [100, 12, 98, 11, 50, 97, 10, 49]
+    chunks = split_by_length(range(8), lengths, max_waste=0.1)
+    assert sorted(i for c in chunks for i in c) == list(range(8))
+    assert chunks == [[0, 2, 5], [4, 7], [1, 3, 6]]  # longest first, similar lengths together
+    for c in chunks:
+        padded = max(lengths[i] for i in c) * len(c)
+        assert padded - sum(lengths[i] for i in c) <= 0.1 * padded
+    assert split_by_length([3, 1], [5, 5, 5, 5]) == [[3, 1]]  # equal lengths: one chunk, order kept
+    assert split_by_length([], lengths) == []
+
+
 # ---------------------------------------------------------------------------- training
 
 
@@ -118,6 +131,19 @@ def test_rerun_gives_the_same_adapter(tiny_model_dir, small_problems, tmp_path):
     ta, tb, tc = adapter_tensors(a.adapter_dir), adapter_tensors(b.adapter_dir), adapter_tensors(c.adapter_dir)
     assert all(torch.equal(ta[k], tb[k]) for k in ta)
     assert not all(torch.equal(ta[k], tc[k]) for k in ta)
+
+
+def test_bucketing_by_length_leaves_the_gradient_unchanged(tiny_model_dir, small_problems, tmp_path):
+    import torch
+
+    # examples of very different lengths, so that bucketing really splits the batches
+    exs = examples(small_problems) + [TrainExample(small_problems[0], "x")]
+    runs = {on: train_lora(make_cfg(tiny_model_dir, batch_size=4, bucket_by_length=on), exs, tmp_path / str(on), None, seed=5)
+            for on in (True, False)}
+    assert runs[True].tokens == runs[False].tokens and runs[True].padded_tokens < runs[False].padded_tokens
+    assert runs[True].losses == pytest.approx(runs[False].losses, rel=1e-4)
+    ta, tb = adapter_tensors(runs[True].adapter_dir), adapter_tensors(runs[False].adapter_dir)
+    assert all(torch.allclose(ta[k], tb[k], atol=1e-5) for k in ta)
 
 
 def test_continue_starts_from_the_previous_adapter_and_base_does_not(tiny_model_dir, small_problems, tmp_path):
