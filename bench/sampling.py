@@ -14,7 +14,11 @@ T = 0.8, top_p = 0.95, max_new_tokens = 192, batch_size = 16), n samples each. V
 - `hf`: the engine's `hf` sampler driven as the runner drives it (`plan_units`: a few problems x n
   per `generate` call, problems sorted by prompt length, seeds from `derive_seed`);
 - `hf-fp32`: the same with `model.dtype = "float32"` (where `auto` picks bf16);
-- `hf@REV`: the `hf` sampler of git revision REV (engine/backends/hf.py at REV), for before/after.
+- `hf@REV`: the `hf` sampler of git revision REV (engine/backends/hf.py at REV), for before/after;
+- `vllm`: the engine's `vllm` sampler (a CUDA GPU with vllm installed). On a GPU, compare it with
+  `hf` (`--backend vllm` = `--variants hf,vllm`); `--random-model` samples from a random-weight
+  model of Qwen2.5-Coder-1.5B's architecture where no real weights can be fetched (throughput only:
+  its texts are noise, so it runs to max_new_tokens and pass rates mean nothing).
 
 Each variant lives in its own worker process (its own model, its own peak RSS). The parent hands
 out the work unit by unit, one worker busy at a time, rotating the variants' order from unit to
@@ -135,6 +139,38 @@ class Baseline:
         return rows
 
 
+class VLLMRun(Engine):
+    """The engine's vllm sampler, driven like the runner (one call per unit)."""
+
+    def __init__(self, args):
+        from engine.backends.vllm import VLLMSampler
+
+        cfg = make_cfg(args)
+        self.max_new_tokens = args["max_new_tokens"]
+        self.sampler = VLLMSampler(cfg)
+        self.dtype = "auto"
+        folder = Path(args["spec"])
+        self.weight_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+
+
+def random_model(folder: Path) -> str:
+    """A random-weight Qwen2 model with Qwen2.5-Coder-1.5B's shape and the default model's tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from engine.config import ModelConfig
+    from engine.models import load_tokenizer
+
+    tok = load_tokenizer(ModelConfig(spec=DEMO["spec"]))
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                      num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
 class Engine:
     """The engine's hf sampler (this tree's, or the one of a git revision), driven like the runner."""
 
@@ -198,12 +234,14 @@ def worker(variant: str, args: dict, conn) -> None:
     if name == "baseline":
         runner = Baseline(args)
         model = runner.model
+    elif name == "vllm":
+        runner, model = VLLMRun(args), None
     else:
         dtype = "float32" if name == "hf-fp32" else "auto"
         rev = name.partition("@")[2] or None
         runner = Engine(args, dtype, rev)
         model = runner.sampler.base
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) if model is not None else runner.weight_bytes
     load_peak = rss_mb("VmHWM")
     try:  # restart the peak from here: the peak while sampling, apart from loading's
         Path("/proc/self/clear_refs").write_text("5")
@@ -216,7 +254,7 @@ def worker(variant: str, args: dict, conn) -> None:
         if msg is None:
             break
         if msg[0] == "steps":
-            conn.send({rows: step_times(model, torch, rows) for rows in msg[1]})
+            conn.send({rows: step_times(model, torch, rows) for rows in msg[1]} if model is not None else {})
             continue
         _, units = msg
         t0, c0 = time.perf_counter(), time.process_time()
@@ -422,6 +460,8 @@ def main() -> int:
                     help="comma-separated: baseline, hf, hf-fp32, hf@REV, each with options :bsN (calls of N sequences) "
                          "and :tN (N torch threads), e.g. hf:t1")
     ap.add_argument("--spec", default=DEMO["spec"], help="model spec (default: the demo's)")
+    ap.add_argument("--backend", choices=["hf", "vllm"], help="vllm: --variants hf,vllm (on a GPU)")
+    ap.add_argument("--random-model", action="store_true", help="a random-weight Qwen2.5-Coder-1.5B-shaped model (throughput only)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--components", action="store_true", help="only measure each idea alone on fixed workloads")
     ap.add_argument("--check-bf16", action="store_true", help="only measure how far bf16 moves the sampling distribution")
@@ -432,6 +472,12 @@ def main() -> int:
     if args.check_bf16:
         check_bf16(args)
         return 0
+    if args.backend == "vllm":
+        args.variants = "hf,vllm"
+    if args.random_model:
+        import tempfile
+
+        args.spec = random_model(Path(tempfile.mkdtemp(prefix="random-qwen2-")))
     variants = args.variants.split(",")
     if "baseline" in variants:
         variants.remove("baseline")
@@ -495,7 +541,7 @@ def main() -> int:
     for _ in range(3):  # interleaved, the best of 3
         for v in variants:
             workers[v][1].send(("steps", step_rows))
-            for rows, s in workers[v][1].recv().items():
+            for rows, s in workers[v][1].recv().items():  # none from vllm: it owns its model
                 steps[v][rows] = min(steps[v][rows], s)
     for v in variants:
         proc, conn, info = workers[v]
@@ -558,6 +604,9 @@ def main() -> int:
         limit = b / weight_s
         step_b = steps[v][b]
         f["decode_limit_tok_s"] = limit
+        if not f["weight_bytes"] or step_b == float("inf"):
+            print(f"{v}: end to end {f['computed_tok_s']:.0f} tok/s (no step times: the backend owns its model)")
+            continue
         print(f"{v}: {f['weight_bytes'] / 1e6:.0f} MB of {f['dtype']} weights per step -> at {bw['read']:.1f} GB/s "
               f"{weight_s * 1e3:.0f} ms/step, decode limit {1 / weight_s:.0f} tok/s at 1 row, {limit:.0f} tok/s at {b} rows; "
               f"measured step: {steps[v][1] * 1e3:.0f} ms at 1 row, {step_b * 1e3:.0f} ms at {b} rows "

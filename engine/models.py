@@ -289,6 +289,21 @@ def load_model(model_cfg: "ModelConfig", device: str | None = None):
     return _finish(model, tokenizer, device)
 
 
+def plain_checkpoint(model_cfg: "ModelConfig") -> str:
+    """A directory or hub id that loaders other than transformers (vLLM) read as an ordinary
+    checkpoint: a GGUF is dequantized into the model cache first (once; later calls find it)."""
+    source = resolve_model(model_cfg.spec)
+    if source.gguf_file is None:
+        return source.path
+    entry = _cache_entry(source)
+    if entry is not None and not _cached(entry):
+        load_model(model_cfg.model_copy(update={"dtype": "float32"}), device="cpu")  # writes the cache
+    if entry is None or not _cached(entry):
+        raise UserError(f"model {model_cfg.spec!r} is a GGUF, which this backend reads only once dequantized into the "
+                        "model cache; set SDTUI_MODEL_CACHE to a writable directory (not 'off')")
+    return str(entry)
+
+
 def _finish(model, tokenizer, device: str):
     if getattr(model, "hf_quantizer", None) is not None and model.hf_quantizer.__class__.__name__ == "GgufHfQuantizer":
         # A GGUF loaded without the cache: its weights are plain dequantized tensors, but the

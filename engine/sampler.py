@@ -63,15 +63,16 @@ class Sampler(Protocol):
     def close(self) -> None: ...
 
 
-# backend name -> "module:class"; `vllm` joins when its module exists (a later issue).
+# backend name -> "module:class"
 BACKENDS: dict[str, str] = {
     "hf": "engine.backends.hf:HFSampler",
+    "vllm": "engine.backends.vllm:VLLMSampler",
     "replay": "engine.backends.replay:ReplaySampler",
 }
 
 
 def _vllm_usable() -> bool:
-    if "vllm" not in BACKENDS or importlib.util.find_spec("vllm") is None:
+    if importlib.util.find_spec("vllm") is None:
         return False
     import torch
 
@@ -86,8 +87,6 @@ def choose_backend(cfg: "CampaignConfig") -> str:
     if backend == "vllm":
         if importlib.util.find_spec("vllm") is None:
             raise UserError('model.backend = "vllm" needs vllm: pip install "sdtui[vllm]" (or use backend = "hf")')
-        if "vllm" not in BACKENDS:
-            raise UserError('model.backend = "vllm" is not implemented yet; use backend = "hf" or "auto"')
     if backend == "replay" and not cfg.model.replay_file:
         raise UserError('model.backend = "replay" needs model.replay_file = "PATH/TO/samples.jsonl"; add it')
     return backend

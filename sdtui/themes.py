@@ -27,7 +27,7 @@ def themes_dirs() -> list[Path]:
     if os.environ.get("SDTUI_THEMES"):
         dirs.append(Path(os.environ["SDTUI_THEMES"]))
     here = Path(__file__).resolve().parent
-    dirs += [here.parent / "themes", here / "themes"]
+    dirs += [here.parent / "themes", here / "bundled_themes"]  # the repository's, then the copy in a wheel
     return [d for d in dirs if d.is_dir()]
 
 
