@@ -413,6 +413,15 @@ class Conn:
         self._buf = bytearray()
         self.used: set[str] = set()  # which proxy mechanisms beyond plain values this sample needed
         self._loads = json_reader(self._hook)
+        self.trace: list[str] = []  # what the sample answered to each call of the tests: its behaviour
+
+    def signature(self) -> str:
+        """A digest of the sample's behaviour on the tests' inputs: every value it returned and every
+        exception it raised, in order. Two samples that answer alike have the same signature, however
+        their code differs (behavioural diversity, engine.diversity). Free: the judge sees the values."""
+        import hashlib
+
+        return hashlib.blake2b("\x00".join(self.trace).encode(errors="replace"), digest_size=8).hexdigest()
 
     # values -------------------------------------------------------------------------------------
     def _hook(self, d: dict):
@@ -473,6 +482,7 @@ class Conn:
             raise SampleDied() from None
         value = self.wait()
         self._last = (label, args, kwargs, value)
+        self.trace.append(f"{label}={value!r}"[:10_000])
         return value
 
     @property
@@ -495,6 +505,7 @@ class Conn:
             if op == "return" and len(msg) == 2:
                 return msg[1]
             if op == "raise" and len(msg) == 4:
+                self.trace.append(f"raise {msg[1]!r}")
                 raise _sample_exception(msg[1], msg[2], msg[3])
             if op == "callback" and len(msg) == 4:
                 self._serve_callback(msg)
@@ -789,12 +800,14 @@ def _run_tests(job: dict, sock: socket.socket) -> dict:
         raise
     except SampleDied as e:
         where = f"during {conn.last_call}" if conn.last_call else "during the tests"
-        return {"status": "failed", "died": where, "detail": str(e)}
+        conn.trace.append("died")
+        return {"status": "failed", "died": where, "detail": str(e), "sig": conn.signature()}
     except _CannotCarry as e:
         return {"status": "error", "detail": str(e)}
     except BaseException as e:  # noqa: BLE001 - a test failure of any kind
-        return {"status": "failed", "detail": _failure_detail(e, job["test"], conn), "via": sorted(conn.used)}
-    return {"status": "passed", "detail": "", "via": sorted(conn.used)}
+        return {"status": "failed", "detail": _failure_detail(e, job["test"], conn), "via": sorted(conn.used),
+                "sig": conn.signature()}
+    return {"status": "passed", "detail": "", "via": sorted(conn.used), "sig": conn.signature()}
 
 
 class _Deadline(BaseException):

@@ -15,13 +15,16 @@ problem's n samples, how far from that the samples still are:
 - **gap**: pass@k - pass@1 of the problem. Sampling k times beats sampling once only while the
   samples differ; it shrinks to 0 when a problem is always or never solved.
 
+- **behavioural distinctness**: distinct behaviours / samples with one, where a sample's behaviour
+  is the verifier's signature of what it answered to the problem's own tests (every value it
+  returned, every exception it raised, in order, up to the verdict). Different code that computes
+  the same answers is one behaviour. It costs no verifier time (the judge sees the values anyway);
+  samples without a signature (timed out, not loadable, verified before signatures existed) are
+  left out. Among passing samples it is mostly 1/n (they answer alike, or they would not pass)
+  unless the tests accept several answers, e.g. any root of a polynomial.
+
 Each is computed over all samples and (not the gap) over the passing samples alone. Diversity
 needs two samples at least: every number but the gap is None for fewer than two.
-
-Behavioural diversity (distinct output signatures on the problem's own test inputs) is not here:
-it needs the verifier to run every sample on the inputs, so it belongs in verify and costs
-verifier time. TODO when issue 5's optional part is taken up: compute a per-sample output
-signature in the verifier, then count distinct signatures / n here like structural distinctness.
 
 Everything is pure: plain Python data in, plain (JSON-serializable) data out.
 """
@@ -476,6 +479,8 @@ COMPONENTS: dict[str, str] = {
     "structural_passed": "structural distinctness of passing samples",
     "lexical_passed": "lexical diversity of passing samples",
     "distinct2_passed": "distinct-2 of passing samples",
+    "behavioural": "behavioural distinctness",
+    "behavioural_passed": "behavioural distinctness of passing samples",
 }
 
 
@@ -551,7 +556,8 @@ class _Bigrams:
         return len(np.unique(self.code[np.isin(self.owner, rows)])) / total
 
 
-def _structural(hashes: Sequence[str], rows: Sequence[int]) -> float | None:
+def _structural(hashes: Sequence[str | None], rows: Sequence[int]) -> float | None:
+    """Distinct values among these rows / their count (None for fewer than two rows)."""
     if len(rows) < 2:
         return None
     return len({hashes[i] for i in rows}) / len(rows)
@@ -562,20 +568,22 @@ def problem_diversity(
     passed: Sequence[bool],
     k: int,
     hashes: Sequence[str] | None = None,
+    signatures: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """Diversity of one problem's samples in one round (see the module docstring for each number).
 
     `passed[i]` says whether sample i passed its tests; `k` is the k of the pass@k - pass@1 gap
     (clamped to n); `hashes` are the samples' `norm_hash` values when the caller has them already
-    (the runner stores them per sample), else they are computed here.
+    (the runner stores them per sample), else they are computed here. `signatures` are the samples'
+    behaviour signatures from the verifier (None where a sample has none).
 
     Returns a JSON-serializable dict: n, n_passed, unparsable (samples that do not parse; they
     count as programs by their raw text), and the components of `COMPONENTS`, each a float or None
     where undefined (fewer than two samples, or no bigrams at all).
     """
     n = len(completions)
-    if len(passed) != n or (hashes is not None and len(hashes) != n):
-        raise ValueError("completions, passed (and hashes) must have one entry per sample")
+    if len(passed) != n or any(x is not None and len(x) != n for x in (hashes, signatures)):
+        raise ValueError("completions, passed (and hashes, signatures) must have one entry per sample")
     ok = [i for i in range(n) if passed[i]]
     result: dict[str, Any] = {"n": n, "n_passed": len(ok), "unparsable": 0}
     result.update(dict.fromkeys(COMPONENTS))
@@ -602,6 +610,9 @@ def problem_diversity(
     result["structural_passed"] = _structural(hashes, ok)
     result["lexical_passed"] = bigrams.lexical(passing)
     result["distinct2_passed"] = bigrams.distinct2(passing)
+    if signatures is not None:
+        result["behavioural"] = _structural(signatures, [i for i in range(n) if signatures[i]])
+        result["behavioural_passed"] = _structural(signatures, [i for i in ok if signatures[i]])
     return result
 
 

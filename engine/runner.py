@@ -396,7 +396,8 @@ class Engine:
         for f in ready:
             v = f.result()
             verdicts.append((self.in_flight.pop(f), dict(status=v.status, detail=v.detail, stdout=v.stdout,
-                                                         stderr=v.stderr, duration=v.duration)))
+                                                         stderr=v.stderr, duration=v.duration,
+                                                         behaviour=v.signature)))
         if verdicts:
             self.store.set_verdicts(verdicts)
 
@@ -417,7 +418,7 @@ class Engine:
     def stage_metrics(self, rnd: int) -> None:
         cfg = self.cfg
         counts = self.store.pass_counts(self.cid, rnd)
-        samples = self.store.samples(self.cid, rnd=rnd, columns="task_id, completion, status, norm_hash")
+        samples = self.store.samples(self.cid, rnd=rnd, columns="task_id, completion, status, norm_hash, behaviour")
         by_task: dict[str, list[dict]] = {}
         for s in samples:
             by_task.setdefault(s["task_id"], []).append(s)
@@ -430,7 +431,8 @@ class Engine:
         for task_id, (n, c) in counts.items():
             rows = by_task[task_id]
             div = diversity.problem_diversity([r["completion"] for r in rows], [r["status"] == "passed" for r in rows],
-                                              k=min(kmax, n), hashes=[r["norm_hash"] for r in rows])
+                                              k=min(kmax, n), hashes=[r["norm_hash"] for r in rows],
+                                              signatures=[r["behaviour"] for r in rows])
             per_problem_div[task_id] = div
             stats.append(dict(task_id=task_id, split=self.split[task_id], n=n, c=c, bucket=metrics.bucket(n, c),
                               diversity=div))

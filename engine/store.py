@@ -17,7 +17,7 @@ import sqlite_utils
 
 from engine.problems import Problem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: samples.behaviour
 
 # Campaign statuses written by the engine. "engine lost" is never stored: readers derive it
 # from a stale heartbeat (see `engine_alive`).
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS samples (
     duration REAL,                   -- verification seconds
     n_tokens INTEGER,
     norm_hash TEXT,
+    behaviour TEXT,                  -- the verifier's signature of the sample's answers (diversity)
     created REAL NOT NULL,
     UNIQUE (campaign, round, purpose, task_id, idx)
 );
@@ -169,10 +170,13 @@ class Store:
                 raise RuntimeError(
                     f"{self.path} was written by a newer sdtui (schema {version} > {SCHEMA_VERSION}); upgrade sdtui"
                 )
+            # Migrations from older versions, one `if 0 < version < N:` block each, before the schema
+            # statements (whose indexes may use the new columns).
+            if 0 < version < 2:
+                self.db.conn.execute("ALTER TABLE samples ADD COLUMN behaviour TEXT")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self.db.conn.execute(statement)
-            # Migrations from older versions go here, one `if version < N:` block each.
             self.db.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
@@ -288,12 +292,13 @@ class Store:
         return ids
 
     def set_verdicts(self, verdicts: Iterable[tuple[int, dict]]) -> None:
-        """Record verification results: (sample id, {status, detail, stdout, stderr, duration})."""
+        """Record verification results: (sample id, {status, detail, stdout, stderr, duration, behaviour})."""
         with self.db.atomic():
             for sid, v in verdicts:
                 self.db.execute(
-                    "UPDATE samples SET status = ?, detail = ?, stdout = ?, stderr = ?, duration = ? WHERE id = ?",
-                    [v["status"], v.get("detail", ""), v.get("stdout", ""), v.get("stderr", ""), v.get("duration"), sid],
+                    "UPDATE samples SET status = ?, detail = ?, stdout = ?, stderr = ?, duration = ?, behaviour = ? WHERE id = ?",
+                    [v["status"], v.get("detail", ""), v.get("stdout", ""), v.get("stderr", ""), v.get("duration"),
+                     v.get("behaviour"), sid],
                 )
 
     def sampled_keys(self, cid: int, rnd: int, purpose: str) -> set[tuple[str, int]]:

@@ -45,6 +45,7 @@ class Verdict:
     duration: float  # seconds
     stdout: str = ""  # what the sample printed: truncated, terminal control sequences stripped
     stderr: str = ""
+    signature: str | None = None  # what the sample answered to the tests, digested (engine.diversity)
 
     @property
     def passed(self) -> bool:
@@ -255,6 +256,7 @@ def _verdict(reply: dict, elapsed: float) -> Verdict:
         duration=float(reply.get("duration", elapsed)),
         stdout=clean_output(str(reply.get("stdout", ""))),
         stderr=clean_output(str(reply.get("stderr", ""))),
+        signature=reply["sig"] if isinstance(reply.get("sig"), str) else None,
     )
 
 

@@ -285,6 +285,17 @@ def test_precomputed_hashes_are_used():
     assert d["structural"] == 1.0
 
 
+def test_behavioural_distinctness_counts_signatures():
+    codes = ["return a", "return b", "return c", "return d", "return e"]
+    passed = [True, True, True, False, False]
+    d = problem_diversity(codes, passed, k=2, signatures=["s1", "s1", "s2", "s3", None])
+    assert d["behavioural"] == 3 / 4  # the sample without a signature is left out
+    assert d["behavioural_passed"] == 2 / 3
+    plain = problem_diversity(codes, passed, k=2)
+    assert plain["behavioural"] is None and plain["behavioural_passed"] is None  # no signatures: undefined
+    assert problem_diversity(codes, passed, k=2, signatures=[None] * 5)["behavioural"] is None
+
+
 def test_edge_sizes():
     assert problem_diversity([], [], k=1)["structural"] is None
     one = problem_diversity([TINY], [True], k=1)

@@ -72,3 +72,26 @@ def test_display_status_derives_engine_lost(store):
     assert display_status(c, now=time.time() + 60) == "engine lost"
     store.update_campaign(cid, engine_pid=2**22 + 12345)  # no such pid
     assert display_status(store.campaign(cid)) == "engine lost"
+
+
+def test_a_version_1_database_gains_the_behaviour_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    s = Store(path)  # a current one, then taken back to what version 1 looked like
+    cid = new_campaign(s)
+    s.add_samples([dict(campaign=cid, round=0, task_id="a", idx=0, purpose="train", completion="x", output="x",
+                        n_tokens=1, norm_hash="h")])
+    s.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE samples DROP COLUMN behaviour")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    s = Store(path)
+    assert s._schema_version() == SCHEMA_VERSION == 2
+    [row] = s.samples(cid)
+    assert row["completion"] == "x" and row["behaviour"] is None  # nothing stored is lost
+    s.set_verdicts([(row["id"], dict(status="passed", behaviour="abc"))])
+    assert s.samples(cid)[0]["behaviour"] == "abc"
+    s.close()

@@ -307,3 +307,16 @@ def test_closed_verifier_refuses_work():
     v.close()  # idempotent
     with pytest.raises(RuntimeError):
         v.submit(problem("t/x", "def x():\n", "x", "assert x() == 1\n"), "    return 1\n")
+
+
+def test_behaviour_signatures_tell_answers_apart_not_code(pool):
+    p = problem("t/sig", "def f(x):\n", "f", "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n")
+    square, power, times = "    return x * x\n", "    return x ** 2\n", "    return x * 2\n"
+    raising = "    raise ValueError(x)\n"
+    looping = "    while True:\n        pass\n"
+    v = pool.verify([(p, square), (p, power), (p, times), (p, raising), (p, "    return x + x\n"), (p, looping)])
+    assert [x.status for x in v] == ["passed", "passed", "failed", "failed", "failed", "timed out"]
+    assert v[0].signature and v[0].signature == v[1].signature  # other code, the same answers
+    assert v[2].signature == v[4].signature  # x * 2 and x + x: 4 then fails on 3 with 6, alike
+    assert len({v[0].signature, v[2].signature, v[3].signature}) == 3
+    assert v[5].signature is None  # no verdict from the tests: no behaviour to compare
