@@ -2,6 +2,7 @@
 
     python bench/training.py                    # the demo training set, the demo's train settings
     python bench/training.py --epochs 4 --repeat 2 --json out.json
+    python bench/training.py --record WORKSPACE:CAMPAIGN   # (re)write the data file from a real run
 
 Data: `bench/data/demo_train.jsonl` (task_id + output: the passing, deduplicated samples of a real
 run of campaigns/demo.toml, see docs/performance.md), encoded exactly as the engine encodes them
@@ -48,6 +49,26 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def record(spec: str, path: Path) -> None:
+    """Write the passing samples of a campaign's train problems (every round, one per distinct
+    normalized program and problem) as the benchmark's training set."""
+    from engine.store import Store
+    from engine.workspace import Workspace
+
+    home, _, cid = spec.rpartition(":")
+    store = Store(Workspace.resolve(home).db_path)
+    split = {p.task_id: s for p, s in store.problems(int(cid))}
+    seen, rows = set(), []
+    for s in store.samples(int(cid)):
+        key = (s["task_id"], s["norm_hash"])
+        if s["status"] == "passed" and split[s["task_id"]] == "train" and key not in seen:
+            seen.add(key)
+            rows.append({"task_id": s["task_id"], "output": s["output"]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"wrote {len(rows)} examples from {len({r['task_id'] for r in rows})} problems to {path}")
 
 
 def load_setup(args: dict):
@@ -184,7 +205,11 @@ def main() -> None:
     ap.add_argument("--no-dropout", action="store_true", help="lora_dropout = 0, so that loss curves match closely")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--record", metavar="WORKSPACE:CAMPAIGN", help="write --data from a campaign's passing samples, then stop")
     args = vars(ap.parse_args())
+    if args["record"]:
+        record(args["record"], Path(args["data"]))
+        return
     variants = args.pop("variants").split(",")
     unknown = set(variants) - set(VARIANTS)
     if unknown:

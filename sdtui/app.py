@@ -97,9 +97,12 @@ class SdtuiApp(App[None]):
         if screen in self.screen_stack:
             while self.screen is not screen:
                 self.pop_screen()
-        screen.show(task_id=task_id, round=round, status=status)
+        reloading = screen.show(task_id=task_id, round=round, status=status)
         if self.screen is not screen:
-            self.push_screen(screen)
+            if reloading:
+                screen.open_when_loaded()  # pushed when the new problem's samples are in
+            else:
+                self.push_screen(screen)
 
     def action_launch(self) -> None:
         from sdtui.screens.launch import LaunchScreen

@@ -84,6 +84,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
         self._pending_compare: bool | None = None  # c/d pressed while the current sample was loading
         self._text_timer: Timer | None = None
         self.known_rounds: list[int] = []
+        self._open_from = None  # the screen from which the browser is being opened (see open_when_loaded)
         self.list_seconds: float | None = None  # how long the last list query took (shown, and for tests)
 
     def compose(self) -> ComposeResult:
@@ -157,18 +158,22 @@ class SamplesScreen(ControlMixin, StoreScreen):
         task = self.query_one("#f-task", Input)
         task.suggester = SuggestFromList(sorted(self.prompts), case_sensitive=False)
 
-    def show(self, task_id: str | None = None, round: int | None = None, status: str | None = None) -> None:
-        """Set the filters (text cleared) and reload; used when the browser is opened on a problem."""
+    def show(self, task_id: str | None = None, round: int | None = None, status: str | None = None) -> bool:
+        """Set the filters (text cleared) and reload; used when the browser is opened on a problem.
+        Returns whether a reload was asked for (False: the filters were already these)."""
         f = SampleFilter(round=round, task_id=task_id, status=status)
         if not self.is_mounted:
             self.filter = f  # compose shows it
-            return
+            return False
         with self.prevent(Select.Changed, Input.Changed):
             select = self.query_one("#f-round", Select)
             known = self.known_rounds or ([] if round is None else [round])
             if round is not None and round not in known:
                 known = sorted(set(known) | {round})
-            select.set_options([("all rounds", -1)] + [(f"round {r}", r) for r in known])
+            options = [("all rounds", -1)] + [(f"round {r}", r) for r in known]
+            if options != getattr(self, "_round_options", None):  # rebuilding the menu costs a layout
+                select.set_options(options)
+                self._round_options = options
             select.value = -1 if round is None else round
             self.query_one("#f-status", Select).value = status or ""
             self.query_one("#f-task", Input).value = task_id or ""
@@ -177,6 +182,20 @@ class SamplesScreen(ControlMixin, StoreScreen):
         if f != self.filter:
             self.filter = f
             self.reload()
+            return True
+        return False
+
+    def open_when_loaded(self) -> None:
+        """Show this (installed, hidden) browser once the new list and its first sample are in, or
+        after 0.3 s at the latest: one layout of the finished screen instead of one of the previous
+        problem's samples and another when the new ones arrive (which also flashed the old ones)."""
+        self._open_from = self.app.screen
+        self.app.set_timer(0.3, self._open_now)
+
+    def _open_now(self) -> None:
+        opener, self._open_from = self._open_from, None
+        if opener is not None and self.app.screen is opener:  # the user has not gone elsewhere meanwhile
+            self.app.push_screen(self)
 
     def reload(self) -> None:
         """Re-run the list query for the current filter (latest request wins)."""
@@ -209,6 +228,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
             self.query_one("#sample-body", Static).update(
                 Text("No samples match these filters.", style=st["muted"]))
             self.loaded = True
+            self._open_now()
             return
         first = message.first
         target = first["id"] if first else (keep if keep in ids else ids[0])
@@ -273,6 +293,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
             message.prompt = self.prompts.get(message.sample["task_id"], "")
         self._render_current(message.prompt)
         self.loaded = True
+        self._open_now()
         if self._pending_compare is not None:
             diff, self._pending_compare = self._pending_compare, None
             self.action_compare(diff)

@@ -427,3 +427,30 @@ async def test_sixteen_colour_terminals_get_the_ansi_theme(home):
         await wait_loaded(pilot, CampaignsScreen)
         assert app.theme == "sdtui-ansi"
     assert "theme" not in read_settings(home)  # an automatic choice is not remembered
+
+
+async def test_opening_another_problem_never_shows_the_previous_ones_samples(app_factory, ids):
+    """The installed browser is shown only once the new problem's samples are in: no frame of the old one."""
+    app = app_factory(campaign=ids["finished"])
+    frames: list[str | None] = []
+    display = app._display
+
+    def record(screen, renderable):
+        display(screen, renderable)
+        if renderable is not None and isinstance(screen, SamplesScreen):
+            frames.append(screen.current["task_id"] if screen.current else None)
+
+    app._display = record
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, DashboardScreen)
+        app.open_samples(ids["finished"], task_id="HumanEval/0")
+        browser = await wait_loaded(pilot, SamplesScreen)
+        await wait_for(pilot, lambda: browser.current and browser.current["task_id"] == "HumanEval/0")
+        await pilot.press("escape")
+        await wait_loaded(pilot, DashboardScreen)
+        frames.clear()
+        app.open_samples(ids["finished"], task_id="HumanEval/9")
+        await wait_for(pilot, lambda: app.screen is browser and browser.current["task_id"] == "HumanEval/9")
+        await pilot.pause()
+        assert frames and set(frames) == {"HumanEval/9"}
+        assert {r["task_id"] for r in browser.rows} == {"HumanEval/9"}
