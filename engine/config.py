@@ -37,6 +37,10 @@ class ProblemsConfig(_Section):
     order: Literal["file", "shortest"] = "file"  # shortest: by reference-solution length
     heldout_fraction: float = Field(0.25, ge=0.0, lt=1.0)
     heldout_ids: list[str] = []  # explicit held-out set; overrides heldout_fraction
+    # held-out problems from another set (train on MBPP, evaluate on HumanEval: no shared problem);
+    # when set, every problem of `source` trains and heldout_fraction / heldout_ids are not used
+    heldout_source: str = ""
+    heldout_limit: int = Field(0, ge=0)  # how many of heldout_source (0 = all), in `order`
     split_seed: int = 0
 
 

@@ -61,6 +61,12 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _with_ci(summary: dict, k: str) -> str:
+    """`0.267 [0.120, 0.430]`: the value and its 95% bootstrap interval over problems, when stored."""
+    ci = (summary.get("ci") or {}).get(k)
+    return _fmt(summary.get(k)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
 def _markdown(report: dict) -> str:
     c = report["campaign"]
     lines = [f"# Campaign {c['id']}: {c['name']} ({c['status']})", ""]
@@ -72,7 +78,7 @@ def _markdown(report: dict) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rounds:
             m = r["metrics"]
-            cells = [str(r["round"])] + [_fmt(m[side].get(k)) for k in ks for side in ("train", "heldout")]
+            cells = [str(r["round"])] + [_with_ci(m[side], k) for k in ks for side in ("train", "heldout")]
             cells += [_fmt(sum(m["solved"].values())), _fmt(sum(m["unsolvable"].values())),
                       _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")

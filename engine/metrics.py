@@ -83,14 +83,17 @@ def solved_split(history: Sequence[Mapping[str, tuple[int, int]]]) -> tuple[set[
 def round_summary(counts: Mapping[str, tuple[int, int]], ks: Sequence[int]) -> dict[str, Any]:
     """A round's pass metrics as JSON-serializable data (stored as the round's metrics):
     {"n_problems", "n_samples", "n_passed", "pass@K" for each K in ks (None without problems),
+     "ci": {"pass@K": [lo, hi]} (95% bootstrap over problems, see bootstrap_ci),
      "buckets": {bucket: number of problems}, "pass_counts": {task_id: [n, c]}}."""
     out: dict[str, Any] = {
         "n_problems": len(counts),
         "n_samples": sum(n for n, _ in counts.values()),
         "n_passed": sum(c for _, c in counts.values()),
     }
+    out["ci"] = {}
     for k in ks:
         out[f"pass@{k}"] = mean_pass_at_k(counts, k) if counts else None
+        out["ci"][f"pass@{k}"] = list(bootstrap_ci(counts, k)) if counts else None
     tally = dict.fromkeys(BUCKETS, 0)
     for n, c in counts.values():
         tally[bucket(n, c)] += 1

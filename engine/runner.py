@@ -80,6 +80,15 @@ def create_campaign(store: Store, cfg: CampaignConfig, config_text: str, config_
     chosen = select(problems, cfg.problems.task_ids, cfg.problems.limit, cfg.problems.order)
     if not chosen:
         raise UserError("problems: the selection is empty; widen problems.limit or problems.task_ids")
+    if cfg.problems.heldout_source:
+        held = select(load_problems(cfg.problems.heldout_source), limit=cfg.problems.heldout_limit,
+                      order=cfg.problems.order)
+        clash = {p.task_id for p in chosen} & {p.task_id for p in held}
+        if clash:
+            raise UserError(f"problems.heldout_source shares task ids with problems.source ({sorted(clash)[0]!r}); "
+                            "use two different problem sets")
+        rows = [(p, "train") for p in chosen] + [(p, "heldout") for p in held]
+        return store.create_campaign(cfg.name, config_text, config_path, rows)
     ids = {p.task_id for p in chosen}
     unknown = [t for t in cfg.problems.heldout_ids if t not in ids]
     if unknown:

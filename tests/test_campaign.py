@@ -90,3 +90,24 @@ def test_plan_units_cover_every_sample_once():
         keys = [(p.task_id, u.start + j) for u in units for p in u.problems for j in range(u.count)]
         assert sorted(keys) == sorted((p.task_id, j) for p in probs for j in range(n))
         assert all(len(u.problems) * u.count <= max(batch, n if n < batch else batch) for u in units)
+
+
+def test_heldout_source_keeps_train_and_test_problems_apart(tmp_path):
+    from engine.errors import UserError
+
+    mbpp = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp.jsonl"
+    toy = Path(__file__).resolve().parent / "data" / "toy_problems.jsonl"
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = Store(ws.db_path)
+    text = f'name = "t"\n[problems]\nsource = "jsonl:{toy}"\nheldout_source = "humaneval"\nheldout_limit = 3\norder = "shortest"\n'
+    cid = create_campaign(store, parse_config(text), text, None)
+    sides = {p.task_id: s for p, s in store.problems(cid)}
+    assert {t for t, s in sides.items() if s == "heldout"} == {"HumanEval/41", "HumanEval/53", "HumanEval/23"}
+    assert all(s == "train" for t, s in sides.items() if not t.startswith("HumanEval/"))
+    same = f'name = "t"\n[problems]\nsource = "humaneval"\nheldout_source = "humaneval"\n'
+    with pytest.raises(UserError, match="shares task ids"):
+        create_campaign(store, parse_config(same), same, None)
+    if mbpp.exists():  # the MBPP -> HumanEval transfer experiment's shape
+        text = f'name = "t"\n[problems]\nsource = "mbpp:{mbpp}"\nlimit = 4\nheldout_source = "humaneval"\nheldout_limit = 2\n'
+        cid = create_campaign(store, parse_config(text), text, None)
+        assert [s for _, s in store.problems(cid)] == ["train"] * 4 + ["heldout"] * 2

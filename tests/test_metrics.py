@@ -133,6 +133,8 @@ def test_round_summary_is_json_and_complete():
     assert s["pass@8"] == pytest.approx(3 / 4)
     assert s["buckets"] == {"unsolved": 1, "barely": 1, "often": 1, "always": 1}
     assert s["pass_counts"]["b"] == [8, 2]
+    lo, hi = s["ci"]["pass@1"]
+    assert lo <= s["pass@1"] <= hi and [lo, hi] == list(bootstrap_ci(counts, 1))
     empty = round_summary({}, [1])
     assert empty["pass@1"] is None and empty["buckets"] == dict.fromkeys(BUCKETS, 0)
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run issue 7's experiment campaigns one after another, each in the foreground of this script
+# (`sdtui run --headless`), in the workspace $SDTUI_HOME. Run it detached, e.g.
+#   SDTUI_HOME=~/sdtui-exp nohup scripts/run-experiments.sh > experiments.log 2>&1 &
+# A campaign the machine stopped is not restarted from scratch: `sdtui status` shows it as
+# "engine lost", and `sdtui resume ID` continues it where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SDTUI="${SDTUI:-.venv/bin/sdtui}"
+for name in ${EXPERIMENTS:-verified restart-from-base accumulate unverified mbpp-transfer}; do
+    echo "== $(date -u +%FT%TZ) $name"
+    "$SDTUI" run --headless "campaigns/experiments/$name.toml"
+done
+echo "== $(date -u +%FT%TZ) done"
