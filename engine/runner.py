@@ -43,7 +43,7 @@ HEARTBEAT_EVERY_S = 1.0
 
 
 class Stopped(Exception):
-    """A stop command (or the collapse policy) ended the run at a unit boundary."""
+    """A stop command (or the collapse policy) ended the run: between units, or mid-unit via the sampler's tick."""
 
 
 @dataclass(frozen=True)
@@ -337,10 +337,20 @@ class Engine:
 
             self.event("info", f"loading model {self.cfg.model.spec}")
             self.sampler = make_sampler(self.cfg)
+            self.sampler.tick = self.tick
         return self.sampler
 
+    def tick(self) -> None:
+        """Called by the sampler while it generates: verdicts that are in are stored (the TUI shows
+        them without waiting for the unit), and a waiting pause or stop interrupts the unit."""
+        from engine.sampler import Interrupted
+
+        self.harvest()
+        if any(c["verb"] in ("pause", "stop") for c in self.store.open_commands(self.cid)):
+            raise Interrupted()
+
     def stage_sample(self, rnd: int) -> None:
-        from engine.sampler import SamplingParams
+        from engine.sampler import Interrupted, SamplingParams
 
         cfg = self.cfg
         sampler = self.get_sampler()
@@ -365,9 +375,14 @@ class Engine:
                 keys = {(p.task_id, unit.start + j) for p in unit.problems for j in range(unit.count)}
                 if keys <= stored[unit.purpose]:
                     continue
-                self.check_commands()
                 seed = derive_seed(cfg.seed, rnd, unit.purpose, ",".join(p.task_id for p in unit.problems), unit.start)
-                gens = sampler.generate(list(unit.problems), unit.count, params, seed, round=rnd, start=unit.start)
+                while True:
+                    self.check_commands()
+                    try:
+                        gens = sampler.generate(list(unit.problems), unit.count, params, seed, round=rnd, start=unit.start)
+                        break
+                    except Interrupted:  # a pause or stop came in mid-unit: act on it, then redo the unit
+                        self.event("info", "the unit being sampled was interrupted; it is sampled again on resume")
                 rows = [
                     dict(campaign=self.cid, round=rnd, task_id=p.task_id, idx=unit.start + j, purpose=unit.purpose,
                          completion=g.completion, output=g.output, n_tokens=g.n_tokens,

@@ -10,13 +10,16 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from engine.errors import UserError
 from engine.problems import Problem
 
 if TYPE_CHECKING:
     from engine.config import CampaignConfig
+
+
+TICK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,17 @@ class Generation:
     n_tokens: int  # generated tokens up to and including the stop
 
 
+class Interrupted(Exception):
+    """Raised out of `generate` by the `tick` hook: the call's work is dropped (the runner stores a
+    unit whole or not at all, and redoes it with the same seed, so nothing is lost but time)."""
+
+
 class Sampler(Protocol):
     name: str
+    # Called by backends that can (hf) about every TICK_SECONDS while they generate; the runner's
+    # hook stores verdicts that came in and raises Interrupted when a pause or stop is waiting, so
+    # that a command does not wait for the end of a unit (minutes on a CPU).
+    tick: "Callable[[], None] | None"
 
     def generate(
         self, problems: Sequence[Problem], n: int, params: SamplingParams, seed: int, round: int = 0, start: int = 0

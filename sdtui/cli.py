@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    for name, text in (("pause", "pause at the next unit boundary"), ("stop", "stop now (state kept)")):
+    for name, text in (("pause", "pause within seconds (a unit being sampled is redone on resume)"), ("stop", "stop now (state kept)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("id", type=int)
         if name == "stop":

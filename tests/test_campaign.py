@@ -111,3 +111,36 @@ def test_heldout_source_keeps_train_and_test_problems_apart(tmp_path):
         text = f'name = "t"\n[problems]\nsource = "mbpp:{mbpp}"\nlimit = 4\nheldout_source = "humaneval"\nheldout_limit = 2\n'
         cid = create_campaign(store, parse_config(text), text, None)
         assert [s for _, s in store.problems(cid)] == ["train"] * 4 + ["heldout"] * 2
+
+
+def test_a_stop_interrupts_the_unit_being_sampled_and_resume_redoes_it(tmp_path, replayed):
+    """A stop that arrives while a unit is generating ends it at once (the sampler's tick); nothing of
+    the unit is stored, and the resumed campaign stores exactly what an uninterrupted one did."""
+    from engine.backends.replay import ReplaySampler
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = Store(ws.db_path)
+    text = replay_toml()
+    cid = create_campaign(store, parse_config(text), text, None)
+    real = ReplaySampler.generate
+    calls = []
+
+    def generate(self, *args, **kwargs):  # the second unit: a stop comes in while it generates
+        calls.append(1)
+        if len(calls) == 2:
+            store.enqueue(cid, "stop")
+            self.tick()
+        return real(self, *args, **kwargs)
+
+    ReplaySampler.generate = generate
+    try:
+        assert Engine(ws, cid).run() == "stopped"
+    finally:
+        ReplaySampler.generate = real
+    stored = store.samples(cid)
+    first_unit = {s["task_id"] for s in stored}
+    assert stored and len(first_unit) < 4  # the first unit only: the interrupted one left nothing
+    assert Engine(ws, cid, supersede_commands=True).run() == "finished"
+    ref_store, ref_cid, _ = replayed
+    key = lambda s: (s["round"], s["task_id"], s["idx"], s["purpose"], s["completion"], s["status"])
+    assert sorted(map(key, store.samples(cid))) == sorted(map(key, ref_store.samples(ref_cid)))

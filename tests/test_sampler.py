@@ -251,3 +251,26 @@ def test_replay_errors_are_one_line(tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(UserError, match="line 1"):
         ReplaySampler(path=bad)
+
+
+def test_hf_calls_tick_while_generating_and_tick_can_interrupt(fresh, small_problems, monkeypatch):
+    import engine.backends.hf as hf
+    from engine.sampler import Interrupted
+
+    monkeypatch.setattr(hf, "TICK_SECONDS", 0.0)  # every step
+    calls = []
+    fresh.tick = lambda: calls.append(1)
+    try:
+        before = fresh.generate(small_problems[:1], 2, SAMPLE, seed=3)
+        assert len(calls) >= 2
+
+        def stop_now():
+            raise Interrupted()
+
+        fresh.tick = stop_now
+        with pytest.raises(Interrupted):
+            fresh.generate(small_problems[:1], 2, SAMPLE, seed=3)
+        fresh.tick = None
+        assert fresh.generate(small_problems[:1], 2, SAMPLE, seed=3) == before  # nothing of it lingers
+    finally:
+        fresh.tick = None

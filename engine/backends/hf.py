@@ -37,7 +37,7 @@ from engine.errors import UserError
 from engine.models import load_model, resolve_device
 from engine.problems import Problem
 from engine.prompts import cut_at_stop, encode_prompt, format_prompt, output_to_completion, stop_strings
-from engine.sampler import Generation, SamplingParams
+from engine.sampler import TICK_SECONDS, Generation, SamplingParams
 
 if TYPE_CHECKING:
     from engine.config import CampaignConfig
@@ -182,6 +182,7 @@ class HFSampler:
         # transformers 5.2x renamed forward's `past_key_values` to `cache` (the old name goes in 5.40)
         self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.stats = {"sequences": 0, "tokens": 0, "seconds": 0.0}  # for throughput reporting
+        self.tick = None  # see engine.sampler.Sampler.tick
 
     # ------------------------------------------------------------------ adapters
     def set_adapter(self, path: Path | None) -> None:
@@ -262,7 +263,11 @@ class HFSampler:
 
         live = list(range(len(prompts)))  # batch row -> output row
         tokens: list[list[int]] = [[] for _ in prompts]
+        next_tick = time.monotonic() + TICK_SECONDS
         for step in range(params.max_new_tokens):
+            if self.tick is not None and time.monotonic() >= next_tick:
+                self.tick()  # may raise Interrupted: this call's samples are dropped
+                next_tick = time.monotonic() + TICK_SECONDS
             chosen = pick_tokens(logits, params, generator)
             keep = []
             for r, (row, token) in enumerate(zip(live, chosen.tolist())):

@@ -37,6 +37,7 @@ class ReplaySampler:
         self.stride = stride if stride is not None else (max(cfg.sampling.n, cfg.eval_n) if cfg is not None else None)
         self.adapter: Path | None = None
         self.rows = self._read(path)  # task_id -> [(round or None, completion)] in file order
+        self.tick = None  # never called: replay answers at once
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[tuple[int | None, str]]]:

@@ -66,6 +66,7 @@ class VLLMSampler:
         self.lora = None  # the LoRARequest of the current adapter
         self._adapters: dict[str, int] = {}  # adapter path -> vLLM's int id (one per round)
         self.stats = {"sequences": 0, "tokens": 0, "seconds": 0.0}
+        self.tick = None  # never called: vLLM generates a whole call at once
 
     def set_adapter(self, path: Path | None) -> None:
         """Serve this adapter from now on. A retrained round (same path, new files) gets a new id,

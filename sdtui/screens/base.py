@@ -35,8 +35,8 @@ VERB_LABELS = {
     "stop_after_round": "stop after this round",
 }
 CONFIRM = {
-    "stop": "Stop campaign #{cid} ({name}) now? The engine stops at the next unit boundary; its state is kept "
-    "and `resume` continues it later.",
+    "stop": "Stop campaign #{cid} ({name}) now? The engine stops within seconds (a unit being sampled is "
+    "sampled again on resume); its state is kept and `resume` continues it later.",
     "stop_after_round": "Stop campaign #{cid} ({name}) when the current round ends?",
 }
 
@@ -204,8 +204,8 @@ class ControlMixin(CliMixin):
             self.notify(f"{message.verb} failed: {message.error}", severity="error")  # type: ignore[attr-defined]
         else:
             self.notify(  # type: ignore[attr-defined]
-                f"Sent '{VERB_LABELS[message.verb]}' to campaign #{message.cid}; the engine acts at its next "
-                "unit boundary"
+                f"Sent '{VERB_LABELS[message.verb]}' to campaign #{message.cid}; the engine acts within seconds "
+                "(after the current step while training)"
             )
         self.wake()  # type: ignore[attr-defined]
 

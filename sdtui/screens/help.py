@@ -20,7 +20,7 @@ _KEY_NAMES = {
 
 # Longer words for the help screen than the key bar has room for (by action; else the binding's own).
 LONG = {
-    "control('pause')": "Pause the campaign at the engine's next unit boundary",
+    "control('pause')": "Pause the campaign (within seconds)",
     "control('resume')": "Resume: a paused campaign, or restart a lost engine (runs `sdtui resume`)",
     "control('stop')": "Stop now; the state is kept and can be resumed (asks first)",
     "control('stop_after_round')": "Stop when the current round ends: the answer to a collapse (asks first)",
