@@ -408,6 +408,17 @@ def test_policy_warns_below_warn_fraction():
     assert "gauge 68 < 70" in reason
 
 
+def test_policy_warns_when_one_watched_component_falls_while_the_gauge_holds():
+    # collapse.toml's round 1, in shape: the gap doubled, text diversity fell
+    rounds = (_round(0.54, 0.35, 0.42),)
+    gauges = _gauges(*rounds)
+    assert gauges[-1]["value"] > 70  # the mean alone would say ok
+    state, reason = assess_collapse(gauges, CFG)
+    assert state == "warn"
+    assert reason.startswith("lexical diversity at 58% of round 0 (warn below 70%) while the gauge holds at")
+    assert assess_collapse(_gauges(_round(0.56, 0.43, 0.40)), CFG)[0] == "ok"  # both at 72%: no warning
+
+
 def test_policy_collapses_below_stop_fraction():
     rounds = (_round(0.70, 0.50, 0.17), _round(0.50, 0.40, 0.12), _round(0.31, 0.30, 0.09))
     gauges = _gauges(*rounds)
