@@ -71,7 +71,7 @@ def record(spec: str, path: Path) -> None:
     print(f"wrote {len(rows)} examples from {len({r['task_id'] for r in rows})} problems to {path}")
 
 
-def load_setup(args: dict):
+def load_setup(args: dict, bucket: bool = True):
     """(config, examples) of the benchmark: the demo campaign's settings, the recorded training set."""
     from engine.config import load_config
     from engine.jsonl import read_jsonl
@@ -81,6 +81,8 @@ def load_setup(args: dict):
     overrides = {"train.epochs": args["epochs"]} if args["epochs"] else {}
     if args["no_dropout"]:
         overrides["train.lora_dropout"] = 0.0
+    if not bucket:
+        overrides["train.bucket_by_length"] = False
     cfg, _ = load_config(ROOT / "campaigns" / "demo.toml", overrides)
     by_id = {p.task_id: p for p in load_problems(cfg.problems.source)}
     rows = [row for _, row in read_jsonl(Path(args["data"]), "training set")]
@@ -90,8 +92,7 @@ def load_setup(args: dict):
 def run_ours(args: dict, bucket: bool) -> dict:
     from engine.train import train_lora
 
-    cfg, examples = load_setup(args)
-    cfg.train.bucket_by_length = bucket
+    cfg, examples = load_setup(args, bucket)
     marks: list[float] = []
     losses: list[float] = []
 
@@ -190,7 +191,13 @@ def run_variant(variant: str, args: dict) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=worker, args=(variant, args, q))
     p.start()
-    result = q.get()
+    while True:  # a worker that dies (an exception, the OOM killer) must not leave us waiting forever
+        try:
+            result = q.get(timeout=5)
+            break
+        except Exception:
+            if not p.is_alive():
+                sys.exit(f"the {variant} worker died (exit code {p.exitcode}); its traceback is above")
     p.join()
     return result
 
