@@ -139,6 +139,27 @@ class Baseline:
         return rows
 
 
+class Engine:
+    """The engine's hf sampler (this tree's, or the one of a git revision), driven like the runner."""
+
+    def __init__(self, args, dtype: str = "auto", rev: str | None = None):
+        import torch
+
+        self.max_new_tokens = args["max_new_tokens"]
+        module = load_git_module(rev) if rev else __import__("engine.backends.hf", fromlist=["HFSampler"])
+        self.sampler = module.HFSampler(make_cfg(args, dtype))
+        self.dtype = str(next(self.sampler.base.parameters()).dtype).removeprefix("torch.")
+        self.torch = torch
+
+    def run(self, unit, seed: int) -> list[list[dict]]:
+        from engine.sampler import SamplingParams
+
+        params = SamplingParams(DEMO["temperature"], DEMO["top_p"], self.max_new_tokens)
+        gens = self.sampler.generate(list(unit.problems), unit.count, params, seed, round=0, start=unit.start)
+        return [[dict(task_id=p.task_id, output=g.output, completion=g.completion, useful=g.n_tokens, computed=g.n_tokens)
+                 for g in per] for p, per in zip(unit.problems, gens)]
+
+
 class VLLMRun(Engine):
     """The engine's vllm sampler, driven like the runner (one call per unit)."""
 
@@ -169,27 +190,6 @@ def random_model(folder: Path) -> str:
     AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
-
-
-class Engine:
-    """The engine's hf sampler (this tree's, or the one of a git revision), driven like the runner."""
-
-    def __init__(self, args, dtype: str = "auto", rev: str | None = None):
-        import torch
-
-        self.max_new_tokens = args["max_new_tokens"]
-        module = load_git_module(rev) if rev else __import__("engine.backends.hf", fromlist=["HFSampler"])
-        self.sampler = module.HFSampler(make_cfg(args, dtype))
-        self.dtype = str(next(self.sampler.base.parameters()).dtype).removeprefix("torch.")
-        self.torch = torch
-
-    def run(self, unit, seed: int) -> list[list[dict]]:
-        from engine.sampler import SamplingParams
-
-        params = SamplingParams(DEMO["temperature"], DEMO["top_p"], self.max_new_tokens)
-        gens = self.sampler.generate(list(unit.problems), unit.count, params, seed, round=0, start=unit.start)
-        return [[dict(task_id=p.task_id, output=g.output, completion=g.completion, useful=g.n_tokens, computed=g.n_tokens)
-                 for g in per] for p, per in zip(unit.problems, gens)]
 
 
 def step_times(model, torch, rows: int, context: int = 250, steps: int = 6) -> float:
