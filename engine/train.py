@@ -243,6 +243,7 @@ def train_lora(
         accelerator.init_trackers(_tracker_project(cfg), config=_flat_config(cfg), init_kwargs=_tracker_init_kwargs(cfg, tracker_dir))
     tag = f"/round_{round}" if round is not None else ""
 
+    head_only_on_labels = _can_split_head(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -266,14 +267,7 @@ def train_lora(
             step_loss = 0.0
             for mb in chunks:
                 input_ids, mask, labels = (x.to(accelerator.device) for x in collate([encoded[i] for i in mb], tokenizer.pad_token_id))
-                logits = model(input_ids=input_ids, attention_mask=mask).logits
-                loss_sum = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                    labels[:, 1:].reshape(-1),
-                    ignore_index=IGNORE,
-                    reduction="sum",
-                )
-                loss = loss_sum / max(1, n_labels)
+                loss = label_loss_sum(model, input_ids, mask, labels, head_only_on_labels) / max(1, n_labels)
                 accelerator.backward(loss)
                 step_loss += loss.item()
                 tokens += int(mask.sum())
@@ -306,6 +300,41 @@ def train_lora(
         stopped=stopped,
         padded_tokens=padded,
     )
+
+
+def _can_split_head(model) -> bool:
+    """Whether the output layer can be applied to chosen positions only: the model is a decoder plus
+    a plain, untrained linear head, with nothing between them (no logit soft-capping or scaling)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    cfg = getattr(base, "config", None)
+    if head is None or cfg is None or not hasattr(base, "get_decoder") or base.get_decoder() is None:
+        return False
+    if any(getattr(cfg, a, None) not in (None, 1.0, 0.0) for a in ("final_logit_softcapping", "logit_scale", "logits_scaling")):
+        return False
+    return type(head).__name__ == "Linear" and not any(p.requires_grad for p in head.parameters())
+
+
+def label_loss_sum(model, input_ids, mask, labels, head_only_on_labels: bool = True):
+    """Summed next-token cross-entropy over the label positions of a micro-batch.
+
+    The output layer (hidden -> vocabulary) is applied only where there is a label: the prompt,
+    most of each example, needs no logits. That skips a [tokens x vocab] fp32 tensor, its softmax
+    and their gradients (the largest allocations of a step for a 49k-152k vocabulary), with the
+    same loss. `head_only_on_labels=False` computes every logit (models `_can_split_head` rejects).
+    """
+    import torch
+
+    targets = labels[:, 1:]
+    if not head_only_on_labels:
+        logits = model(input_ids=input_ids, attention_mask=mask).logits
+        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                                 targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    where = targets != IGNORE
+    logits = base.get_output_embeddings()(hidden[:, :-1][where])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
 
 
 def round_half_up(x: float) -> int:

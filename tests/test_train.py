@@ -225,3 +225,26 @@ def test_missing_tracker_package_is_one_line(tiny_model_dir, tmp_path, monkeypat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(UserError, match="pip install wandb"):
         log_round_metrics(make_cfg(tiny_model_dir, trackers=["wandb"]), tmp_path, 1, {"x": 1})
+
+
+def test_loss_on_label_positions_only_equals_the_full_logits_loss(tiny_model_dir, small_problems, tokenizer):
+    import torch
+
+    from engine.models import load_model
+    from engine.train import _can_split_head, build_lora_model, collate, label_loss_sum
+
+    cfg = make_cfg(tiny_model_dir)
+    base, tok = load_model(cfg.model, device="cpu")
+    model = build_lora_model(cfg, base, None)
+    assert _can_split_head(model)
+    batch = [encode_example(e, "chat", tok, 512) for e in examples(small_problems)]
+    ids, mask, labels = collate(batch, tok.pad_token_id)
+    split = label_loss_sum(model, ids, mask, labels, True)
+    full = label_loss_sum(model, ids, mask, labels, False)
+    assert split.item() == pytest.approx(full.item(), rel=1e-5)
+    grads = []
+    for loss in (split, full):
+        model.zero_grad()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert all(torch.allclose(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6) for n in grads[0])
