@@ -46,6 +46,7 @@ def main() -> int:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         sys.exit('plotting needs matplotlib: pip install "sdtui[plots]"')
     from engine.export import campaign_report
@@ -65,7 +66,7 @@ def main() -> int:
             ax.errorbar(shift, values, yerr=[lo, hi], marker="o", capsize=3, label=rep["campaign"]["name"])
         ax.set_title(f"{key} {'held-out' if side == 'heldout' else side} (%)")
         ax.set_xlabel("round")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(10.0, ax.get_ylim()[1]))  # an all-zero series stays readable
         ax.grid(alpha=0.3)
     ax = axes[-1]
     for rep in reports:
@@ -76,6 +77,8 @@ def main() -> int:
     ax.set_title("diversity gauge (round 0 = 100)")
     ax.set_xlabel("round")
     ax.grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # rounds are whole
     axes[0].legend(fontsize=8)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
