@@ -183,8 +183,10 @@ def main() -> None:
     # What verify does per sample (the runner stores it): the normalized-program hash.
     hashes = {task: [diversity.norm_hash(c) for c in comps] for task, (comps, _) in data.items()}
     t1 = time.perf_counter()
+    # behaviour signatures as the verifier stores them (here: one of a few per problem, as samples answer alike)
+    sigs = {task: [f"sig{rng.randrange(5)}" for _ in comps] for task, (comps, _) in data.items()}
     per_problem = {
-        task: diversity.problem_diversity(comps, passed, args.k, hashes=hashes[task])
+        task: diversity.problem_diversity(comps, passed, args.k, hashes=hashes[task], signatures=sigs[task])
         for task, (comps, passed) in data.items()
     }
     t2 = time.perf_counter()
