@@ -30,6 +30,7 @@ def campaign_report(store: Store, cid: int) -> dict:
 
 
 def export(store: Store, cid: int, fmt: str) -> str:
+    """One campaign's report in a format (json, csv, md)."""
     report = campaign_report(store, cid)
     if fmt == "json":
         return json.dumps(report, indent=2) + "\n"
@@ -38,6 +39,47 @@ def export(store: Store, cid: int, fmt: str) -> str:
     if fmt == "md":
         return _markdown(report)
     raise UserError(f"unknown export format {fmt!r}: use json, csv or md")
+
+
+def export_many(store: Store, cids: list[int], fmt: str) -> str:
+    """Several campaigns: json = a list of reports; md = one comparison table (round by round, the
+    pass@k with their intervals, solved, gauge, collapse state) then each campaign's own tables;
+    csv = the per-problem rows with a campaign column."""
+    if len(cids) == 1:
+        return export(store, cids[0], fmt)
+    reports = [campaign_report(store, cid) for cid in cids]
+    if fmt == "json":
+        return json.dumps(reports, indent=2) + "\n"
+    if fmt == "csv":
+        parts = [_csv(r).splitlines() for r in reports]
+        lines = ["campaign," + parts[0][0]] + [f"{r['campaign']['id']},{line}" for r, p in zip(reports, parts) for line in p[1:]]
+        return "\n".join(lines) + "\n"
+    if fmt == "md":
+        return _comparison(reports) + "\n" + "\n".join(_markdown(r) for r in reports)
+    raise UserError(f"unknown export format {fmt!r}: use json, csv or md")
+
+
+def _comparison(reports: list[dict]) -> str:
+    ks: list[str] = []
+    for rep in reports:
+        for r in rep["rounds"]:
+            for k in ((r.get("metrics") or {}).get("train") or {}):
+                if k.startswith("pass@") and k not in ks:
+                    ks.append(k)
+    head = ["campaign", "round"] + [f"{k} {side}" for k in ks for side in ("train", "held-out")] + [
+        "solved", "gauge", "collapse"]
+    lines = ["# Comparison: " + ", ".join(f"#{r['campaign']['id']} {r['campaign']['name']}" for r in reports), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rep in reports:
+        for r in rep["rounds"]:
+            m = r.get("metrics")
+            if not m or "train" not in m:
+                continue
+            cells = [f"#{rep['campaign']['id']} {rep['campaign']['name']}", str(r["round"])]
+            cells += [_with_ci(m[side], k) for k in ks for side in ("train", "heldout")]
+            cells += [_fmt(sum(m["solved"].values())), _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _csv(report: dict) -> str:

@@ -221,9 +221,9 @@ def cmd_verify(ws: Workspace, args) -> int:
 
 
 def cmd_export(ws: Workspace, args) -> int:
-    from engine.export import export
+    from engine.export import export_many
 
-    text = export(_store(ws), args.id, args.format)
+    text = export_many(_store(ws), args.id, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to run when a sandbox layer (bubblewrap, seccomp, ...) is missing")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export", help="per-round and per-problem metrics")
-    p.add_argument("id", type=int)
+    p = sub.add_parser("export", help="per-round and per-problem metrics (several ids: compared)")
+    p.add_argument("id", type=int, nargs="+")
     p.add_argument("--format", choices=("json", "csv", "md"), default="json")
     p.add_argument("--output", "-o", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_export)

@@ -70,6 +70,13 @@ def test_headless_run_status_export(tmp_path):
     assert "| toy/add | train | 1/4 | 3/4 |" in md
     csv = sdtui(home, "export", "1", "--format", "csv").stdout.splitlines()
     assert csv[0].startswith("task_id,split,round,n,c,bucket") and len(csv) == 1 + 8
+    assert "| round | pass@1 train | pass@1 held-out |" in md and " [" in md  # values with their intervals
+    res = sdtui(home, "run", str(write(tmp_path, REPLAY)), "--headless")  # the same campaign again: #2
+    both = sdtui(home, "export", "1", "2", "--format", "md").stdout
+    assert both.startswith("# Comparison: #1 ") and both.count("| #1 ") == 2 and both.count("| #2 ") == 2
+    assert len(json.loads(sdtui(home, "export", "1", "2", "--format", "json").stdout)) == 2
+    rows = sdtui(home, "export", "1", "2", "--format", "csv").stdout.splitlines()
+    assert rows[0].startswith("campaign,task_id") and len(rows) == 1 + 16
     res = sdtui(home, "pause", "1")
     assert res.returncode == 2 and "finished" in res.stderr
 
