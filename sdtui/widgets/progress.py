@@ -103,6 +103,9 @@ class StageProgress(Widget):
             lines.append(line)
             if rates:
                 lines.append(Text("  ".join(rates), style=st["muted"]))
+            elif self.status == "running" and not done and p.get("unit") == "samples":
+                # the first unit can take minutes on a CPU: say that something is happening
+                lines.append(Text("sampling the first batch; rates and ETA once it is in", style=st["muted"]))
         elif self.status == "finished":
             lines.append(Text(f"finished {len(self.rounds) - 1 if self.rounds else 0} training rounds; model "
                               f"{one_line(self.info.model, 40)}", style=st["muted"]))

@@ -454,3 +454,18 @@ async def test_opening_another_problem_never_shows_the_previous_ones_samples(app
         await pilot.pause()
         assert frames and set(frames) == {"HumanEval/9"}
         assert {r["task_id"] for r in browser.rows} == {"HumanEval/9"}
+
+
+async def test_progress_says_the_first_batch_is_under_way(app_factory, ids):
+    from sdtui.widgets.progress import StageProgress
+
+    app = app_factory(campaign=ids["running"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await wait_loaded(pilot, DashboardScreen)
+        progress = dash.query_one(StageProgress)
+        campaign = dict(dash.campaign, progress={"stage": "sample", "round": 0, "done": 0, "total": 160, "unit": "samples"})
+        progress.set_data(campaign, "running", progress.info, None)
+        assert "sampling the first batch" in as_text(progress.render())
+        campaign["progress"] = dict(campaign["progress"], done=16, samples_per_s=0.5)
+        progress.set_data(campaign, "running", progress.info, None)
+        assert "sampling the first batch" not in as_text(progress.render())
