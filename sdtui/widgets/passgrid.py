@@ -66,7 +66,12 @@ class PassGrid(DataTable):
         max_n = max((c[0] for r in self.rows_data for c in r.cells if c), default=8)
         max_n = max([max_n] + [r.live[1] for r in self.rows_data if r.live])
         cell_w = max(5, 2 * len(str(max_n)) + 2)
-        if not force and same_rows and n_rounds == self.n_rounds and cell_w == self.cell_w and self.columns:
+        # The task column gets its width from the data, not from DataTable's auto width, which is
+        # measured lazily and was seen (1 run in ~10 on a loaded CI machine) to stay at the header's
+        # 4 characters when rows were re-added before the table had measured them.
+        task_w = max([4] + [len(one_line(r.task_id, 28)) + (2 if r.unsolvable else 0) for r in self.rows_data])
+        if not force and same_rows and n_rounds == self.n_rounds and cell_w == self.cell_w and self.columns \
+                and task_w == getattr(self, "task_w", None):
             # Same problems in the same order (a live update): change only the cells that differ.
             old = {r.task_id: r for r in self.shown}
             self.shown = shown
@@ -75,10 +80,10 @@ class PassGrid(DataTable):
                     for col, value in zip(self.columns, self._cells(row, st)):
                         self.update_cell(row.task_id, col, value, update_width=True)
             return
-        if n_rounds != self.n_rounds or cell_w != self.cell_w or not self.columns:
+        if n_rounds != self.n_rounds or cell_w != self.cell_w or task_w != getattr(self, "task_w", None) or not self.columns:
             self.clear(columns=True)
-            self.n_rounds, self.cell_w = n_rounds, cell_w
-            self.add_column("task", key="task")
+            self.n_rounds, self.cell_w, self.task_w = n_rounds, cell_w, task_w
+            self.add_column("task", key="task", width=task_w)
             self.add_column("", key="split", width=2)
             for r in range(n_rounds):
                 self.add_column(Text(f"r{r}", justify="right"), key=f"r{r}", width=cell_w)
