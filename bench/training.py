@@ -128,9 +128,9 @@ def run_trainer(args: dict) -> dict:
                                              target_modules=t.target_modules, task_type="CAUSAL_LM"))
     encoded = [encode_example(e, cfg.model.prompt_style, tok, t.max_seq_len) for e in examples]
     encoded = [e for e in encoded if any(label != IGNORE for label in e.labels)]
-    order = [i for b in plan_batches(len(encoded), t.epochs, t.batch_size, args["seed"]) for i in b]
-    dataset = [{"input_ids": encoded[i].input_ids, "labels": encoded[i].labels} for i in order]
-    steps = -(-len(plan_batches(len(encoded), t.epochs, t.batch_size, args["seed"])) // t.grad_accum)
+    batches = plan_batches(len(encoded), t.epochs, t.batch_size, args["seed"])
+    dataset = [{"input_ids": encoded[i].input_ids, "labels": encoded[i].labels} for b in batches for i in b]
+    steps = -(-len(batches) // t.grad_accum)
 
     class InOrder(Trainer):  # the engine's example order, so that step k sees the same examples
         def _get_train_sampler(self, *a, **k):

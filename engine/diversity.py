@@ -556,7 +556,7 @@ class _Bigrams:
         return len(np.unique(self.code[np.isin(self.owner, rows)])) / total
 
 
-def _structural(hashes: Sequence[str | None], rows: Sequence[int]) -> float | None:
+def _distinct_share(hashes: Sequence[str | None], rows: Sequence[int]) -> float | None:
     """Distinct values among these rows / their count (None for fewer than two rows)."""
     if len(rows) < 2:
         return None
@@ -603,16 +603,16 @@ def problem_diversity(
     every = np.asarray(which, dtype=np.int64)  # sample -> its distinct text
     passing = every[np.asarray(ok, dtype=np.int64)]
 
-    result["structural"] = _structural(hashes, range(n))
+    result["structural"] = _distinct_share(hashes, range(n))
     result["lexical"] = bigrams.lexical(every)
     result["distinct2"] = bigrams.distinct2(every)
     result["gap"] = pass_at_k(n, len(ok), min(k, n)) - pass_at_k(n, len(ok), 1)
-    result["structural_passed"] = _structural(hashes, ok)
+    result["structural_passed"] = _distinct_share(hashes, ok)
     result["lexical_passed"] = bigrams.lexical(passing)
     result["distinct2_passed"] = bigrams.distinct2(passing)
     if signatures is not None:
-        result["behavioural"] = _structural(signatures, [i for i in range(n) if signatures[i]])
-        result["behavioural_passed"] = _structural(signatures, [i for i in ok if signatures[i]])
+        result["behavioural"] = _distinct_share(signatures, [i for i in range(n) if signatures[i]])
+        result["behavioural_passed"] = _distinct_share(signatures, [i for i in ok if signatures[i]])
     return result
 
 

@@ -59,13 +59,23 @@ def export_many(store: Store, cids: list[int], fmt: str) -> str:
     raise UserError(f"unknown export format {fmt!r}: use json, csv or md")
 
 
-def _comparison(reports: list[dict]) -> str:
+def _pass_keys(rounds: list[dict]) -> list[str]:
+    """The pass@k keys the rounds' metrics hold, in order of first appearance."""
     ks: list[str] = []
-    for rep in reports:
-        for r in rep["rounds"]:
-            for k in ((r.get("metrics") or {}).get("train") or {}):
-                if k.startswith("pass@") and k not in ks:
-                    ks.append(k)
+    for r in rounds:
+        for k in ((r.get("metrics") or {}).get("train") or {}):
+            if k.startswith("pass@") and k not in ks:
+                ks.append(k)
+    return ks
+
+
+def _pass_cells(m: dict, ks: list[str]) -> list[str]:
+    """A round's pass@k cells, train then held-out for each k, with their intervals."""
+    return [_with_ci(m[side], k) for k in ks for side in ("train", "heldout")]
+
+
+def _comparison(reports: list[dict]) -> str:
+    ks = _pass_keys([r for rep in reports for r in rep["rounds"]])
     head = ["campaign", "round"] + [f"{k} {side}" for k in ks for side in ("train", "held-out")] + [
         "solved", "gauge", "collapse"]
     lines = ["# Comparison: " + ", ".join(f"#{r['campaign']['id']} {r['campaign']['name']}" for r in reports), "",
@@ -75,8 +85,7 @@ def _comparison(reports: list[dict]) -> str:
             m = r.get("metrics")
             if not m or "train" not in m:
                 continue
-            cells = [f"#{rep['campaign']['id']} {rep['campaign']['name']}", str(r["round"])]
-            cells += [_with_ci(m[side], k) for k in ks for side in ("train", "heldout")]
+            cells = [f"#{rep['campaign']['id']} {rep['campaign']['name']}", str(r["round"])] + _pass_cells(m, ks)
             cells += [_fmt(sum(m["solved"].values())), _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -114,13 +123,13 @@ def _markdown(report: dict) -> str:
     lines = [f"# Campaign {c['id']}: {c['name']} ({c['status']})", ""]
     rounds = [r for r in report["rounds"] if r["metrics"] and "train" in r["metrics"]]
     if rounds:
-        ks = [k for k in rounds[0]["metrics"]["train"] if k.startswith("pass@")]
+        ks = _pass_keys(rounds)
         head = ["round"] + [f"{k} {side}" for k in ks for side in ("train", "held-out")] + [
             "solved", "unsolvable", "gauge", "collapse"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rounds:
             m = r["metrics"]
-            cells = [str(r["round"])] + [_with_ci(m[side], k) for k in ks for side in ("train", "heldout")]
+            cells = [str(r["round"])] + _pass_cells(m, ks)
             cells += [_fmt(sum(m["solved"].values())), _fmt(sum(m["unsolvable"].values())),
                       _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")

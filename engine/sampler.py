@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 TICK_SECONDS = 0.5
 
 
+def adapter_key(path: Path | None) -> tuple | None:
+    """Identifies an adapter's content cheaply: its path and its weight files' sizes and mtimes, so
+    that a backend reloads a retrained round's adapter written to the same path."""
+    if path is None:
+        return None
+    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(Path(path).glob("adapter_model*"))]
+    return (str(Path(path).resolve()), tuple(stats))
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float  # 0 = greedy

@@ -140,13 +140,14 @@ def test_adapters_get_one_id_per_version(fake_vllm, tiny_model_dir, small_proble
     for d in (a, b):
         d.mkdir()
         (d / "adapter_config.json").write_text("{}")
+        (d / "adapter_model.safetensors").write_bytes(b"weights")
     sampler.set_adapter(a)
     first = sampler.lora
     sampler.set_adapter(b)
     assert (first.lora_int_id, sampler.lora.lora_int_id) == (1, 2) and sampler.lora.lora_path == str(b)
     sampler.set_adapter(a)
     assert sampler.lora == first  # the same files: the same id, vLLM reuses what it loaded
-    os.utime(a / "adapter_config.json", ns=(1, 10**18))  # round 1 retrained: new files, a new id
+    os.utime(a / "adapter_model.safetensors", ns=(1, 10**18))  # round 1 retrained: new weights, a new id
     sampler.set_adapter(a)
     assert sampler.lora.lora_int_id == 3
     sampler.generate(small_problems[:1], 1, SamplingParams(0.8, 0.95, 8), seed=1)

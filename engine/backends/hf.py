@@ -37,21 +37,13 @@ from engine.errors import UserError
 from engine.models import load_model, resolve_device
 from engine.problems import Problem
 from engine.prompts import cut_at_stop, encode_prompt, format_prompt, output_to_completion, stop_strings
-from engine.sampler import TICK_SECONDS, Generation, SamplingParams
+from engine.sampler import TICK_SECONDS, Generation, SamplingParams, adapter_key
 
 if TYPE_CHECKING:
     from engine.config import CampaignConfig
 
 # peft calls a transformers method that transformers 5 deprecates: noise in every engine log
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-
-def _adapter_key(path: Path | None) -> tuple | None:
-    """Identifies an adapter's content cheaply: its path and its weight file's size and mtime."""
-    if path is None:
-        return None
-    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("adapter_model*"))]
-    return (str(path.resolve()), tuple(stats))
 
 
 def cpu_has_native_bf16() -> bool:
@@ -189,7 +181,7 @@ class HFSampler:
         """Sample from base + this LoRA adapter (None = the base). The previous adapter is removed
         completely first, so nothing of it leaks into the next round's samples."""
         path = Path(path) if path is not None else None
-        key = _adapter_key(path)
+        key = adapter_key(path)
         if key == self._adapter_key:
             return  # already loaded, and not rewritten since (a retrained round is reloaded)
         if self.model is not self.base:

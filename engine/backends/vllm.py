@@ -15,6 +15,7 @@ after a newline (without a language tag) ends such a sample early; code models t
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -22,7 +23,7 @@ from engine.errors import UserError
 from engine.models import load_tokenizer, plain_checkpoint, resolve_device
 from engine.problems import Problem
 from engine.prompts import cut_at_stop, encode_prompt, format_prompt, output_to_completion, stop_strings
-from engine.sampler import Generation, SamplingParams
+from engine.sampler import Generation, SamplingParams, adapter_key
 
 if TYPE_CHECKING:
     from engine.config import CampaignConfig
@@ -64,7 +65,7 @@ class VLLMSampler:
         self.llm = llm
         self.tokenizer = load_tokenizer(cfg.model)
         self.lora = None  # the LoRARequest of the current adapter
-        self._adapters: dict[str, int] = {}  # adapter path -> vLLM's int id (one per round)
+        self._adapters: dict[tuple, int] = {}  # adapter_key -> vLLM's int id (one per adapter version)
         self.stats = {"sequences": 0, "tokens": 0, "seconds": 0.0}
         self.tick = None  # never called: vLLM generates a whole call at once
 
@@ -77,7 +78,7 @@ class VLLMSampler:
         path = Path(path)
         if not (path / "adapter_config.json").exists():
             raise UserError(f"no LoRA adapter at {path} (adapter_config.json missing); retrain that round")
-        key = f"{path.resolve()}:{max(f.stat().st_mtime_ns for f in path.iterdir())}"
+        key = adapter_key(path)
         if key not in self._adapters:
             self._adapters[key] = len(self._adapters) + 1  # vLLM's ids start at 1
         self.lora = self._LoRARequest(f"{path.name}-{self._adapters[key]}", self._adapters[key], str(path))
@@ -86,8 +87,6 @@ class VLLMSampler:
         self, problems: Sequence[Problem], n: int, params: SamplingParams, seed: int, round: int = 0, start: int = 0
     ) -> list[list[Generation]]:
         """n generations per problem (see engine.sampler.Sampler)."""
-        import time
-
         from vllm import SamplingParams as VParams
 
         from engine.runner import derive_seed

@@ -84,6 +84,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
         self._pending_compare: bool | None = None  # c/d pressed while the current sample was loading
         self._text_timer: Timer | None = None
         self.known_rounds: list[int] = []
+        self._round_options: list | None = None  # the round menu's options as last set
         self._open_from = None  # the screen from which the browser is being opened (see open_when_loaded)
         self.list_seconds: float | None = None  # how long the last list query took (shown, and for tests)
 
@@ -171,7 +172,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
             if round is not None and round not in known:
                 known = sorted(set(known) | {round})
             options = [("all rounds", -1)] + [(f"round {r}", r) for r in known]
-            if options != getattr(self, "_round_options", None):  # rebuilding the menu costs a layout
+            if options != self._round_options:  # rebuilding the menu costs a layout
                 select.set_options(options)
                 self._round_options = options
             select.value = -1 if round is None else round

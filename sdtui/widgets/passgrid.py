@@ -45,6 +45,7 @@ class PassGrid(DataTable):
         self.filter = "all"
         self.n_rounds = 0
         self.cell_w = 5
+        self.task_w = 0  # the task column's width (from the data; 0 = no columns yet)
         self.shown: list[GridRow] = []
 
     @property
@@ -71,7 +72,7 @@ class PassGrid(DataTable):
         # 4 characters when rows were re-added before the table had measured them.
         task_w = max([4] + [len(one_line(r.task_id, 28)) + (2 if r.unsolvable else 0) for r in self.rows_data])
         if not force and same_rows and n_rounds == self.n_rounds and cell_w == self.cell_w and self.columns \
-                and task_w == getattr(self, "task_w", None):
+                and task_w == self.task_w:
             # Same problems in the same order (a live update): change only the cells that differ.
             old = {r.task_id: r for r in self.shown}
             self.shown = shown
@@ -80,7 +81,7 @@ class PassGrid(DataTable):
                     for col, value in zip(self.columns, self._cells(row, st)):
                         self.update_cell(row.task_id, col, value, update_width=True)
             return
-        if n_rounds != self.n_rounds or cell_w != self.cell_w or task_w != getattr(self, "task_w", None) or not self.columns:
+        if n_rounds != self.n_rounds or cell_w != self.cell_w or task_w != self.task_w or not self.columns:
             self.clear(columns=True)
             self.n_rounds, self.cell_w, self.task_w = n_rounds, cell_w, task_w
             self.add_column("task", key="task", width=task_w)
