@@ -52,8 +52,9 @@ def session():
 def test_pause_resume_quit_reattach_stop(tmp_path, tiny_model_dir, session):
     home = tmp_path / "ws"
     config = tmp_path / "tiny.toml"
-    # Enough rounds that the campaign is still running while we press keys.
-    config.write_text(tiny_toml(tiny_model_dir, name="e2e", rounds=30, max_new_tokens=24))
+    # Enough rounds that the campaign is still running while we press keys, however slowly the TUI
+    # opens on a loaded machine (30 rounds, ~1 s each, once finished first); the test stops it.
+    config.write_text(tiny_toml(tiny_model_dir, name="e2e", rounds=300, max_new_tokens=24))
     res = subprocess.run([sys.executable, "-m", "sdtui", "--home", str(home), "start", str(config)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
