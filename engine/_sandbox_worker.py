@@ -642,14 +642,21 @@ _JUDGE_MODULES = {
 }
 
 
-def _failure_detail(exc: BaseException, test_src: str, conn: Conn | None) -> str:
-    lines = test_src.splitlines()
-    test_line = ""
+def _test_lineno(exc: BaseException) -> int:
+    """The line of the tests where `exc` went through last (0: it did not)."""
+    lineno = 0
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<test>" and 0 < tb.tb_lineno <= len(lines):
-            test_line = lines[tb.tb_lineno - 1].strip()
+        if tb.tb_frame.f_code.co_filename == "<test>":
+            lineno = tb.tb_lineno
         tb = tb.tb_next
+    return lineno
+
+
+def _failure_detail(exc: BaseException, test_src: str, conn: Conn | None) -> str:
+    lines = test_src.splitlines()
+    lineno = _test_lineno(exc)
+    test_line = lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
     raised = getattr(exc, "_sample_raised", None)
     if raised is not None:
         typename, message, where = raised
@@ -667,6 +674,43 @@ def _failure_detail(exc: BaseException, test_src: str, conn: Conn | None) -> str
         if test_line:
             detail += f" in: {test_line}"
     return detail
+
+
+_CREDIT_HOOK = "__sdtui_assert_passed__"
+
+
+class _NumberAsserts(ast.NodeTransformer):
+    """Puts a call to `_CREDIT_HOOK(i)` after the tests' i-th assert, so the judge sees which
+    asserts passed (partial credit). `assert True` placeholders (HumanEval has some) do not count."""
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []  # the line of assert i
+
+    def visit_Assert(self, node: ast.Assert):
+        if isinstance(node.test, ast.Constant):
+            return node
+        self.lines.append(node.lineno)
+        mark = ast.Expr(ast.Call(ast.Name(_CREDIT_HOOK, ast.Load()), [ast.Constant(len(self.lines) - 1)], []))
+        return [node, ast.copy_location(mark, node)]
+
+
+class Credit:
+    """Partial credit of one sample: which of the tests' asserts passed before the first failure.
+    Counted here, in the judge, by the tests' own code: the sample has no way to report it."""
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []
+        self.passed: set[int] = set()
+
+    def mark(self, i: int) -> None:
+        self.passed.add(i)
+
+    def failed_at(self, lineno: int) -> None:
+        # An assert in a loop that passed before and failed now has not passed.
+        self.passed -= {i for i, line in enumerate(self.lines) if line == lineno}
+
+    def counts(self) -> list[int] | None:
+        return [len(self.passed), len(self.lines)] if self.lines else None
 
 
 class _Compiled:
@@ -687,10 +731,17 @@ class _Compiled:
             except SyntaxError as e:
                 self.error = f"the problem's setup code does not compile: {e}"
         self.free: set[str] = set()
+        self.assert_lines: list[int] = []
         try:
-            # Straight from source (building Python AST objects would double the cost: each
-            # problem is compiled once per judge, which in a short run is often once per sample).
-            self.test = compile(job["test"], "<test>", "exec")
+            if "assert" in job["test"]:
+                numbered = _NumberAsserts()
+                tree = ast.fix_missing_locations(numbered.visit(ast.parse(job["test"])))
+                self.test = compile(tree, "<test>", "exec")
+                self.assert_lines = numbered.lines
+            else:
+                # Straight from source: building Python AST objects doubles the cost of a compile,
+                # and tests without asserts (a `check` that raises) have nothing to number.
+                self.test = compile(job["test"], "<test>", "exec")
         except SyntaxError as e:
             self.error = f"the problem's test code does not compile: {e}"
             return
@@ -718,13 +769,15 @@ def _compiled(job: dict) -> _Compiled:
     return found
 
 
-def _run_tests(job: dict, sock: socket.socket) -> dict:
+def _run_tests(job: dict, sock: socket.socket, credit: Credit) -> dict:
     code = _compiled(job)
     if code.error:
         return {"status": "error", "detail": code.error}
+    credit.lines = code.assert_lines
     mod = types.ModuleType("__test__")
     sys.modules["__test__"] = mod
     ns = mod.__dict__
+    ns[_CREDIT_HOOK] = credit.mark
     if code.prompt is not None:
         try:
             exec(code.prompt, ns)
@@ -805,6 +858,7 @@ def _run_tests(job: dict, sock: socket.socket) -> dict:
     except _CannotCarry as e:
         return {"status": "error", "detail": str(e)}
     except BaseException as e:  # noqa: BLE001 - a test failure of any kind
+        credit.failed_at(_test_lineno(e))
         return {"status": "failed", "detail": _failure_detail(e, job["test"], conn), "via": sorted(conn.used),
                 "sig": conn.signature()}
     return {"status": "passed", "detail": "", "via": sorted(conn.used), "sig": conn.signature()}
@@ -1007,6 +1061,7 @@ def _judge_job(job: dict, sandbox: Sandbox) -> dict:
         # timer bounds them. On expiry the proxy's socket is shut down too, so even a test that
         # swallows the exception cannot wait on the sample again.
         state = {"armed": True, "expired": False}
+        credit = Credit()
 
         def on_alarm(signum, frame):
             if state["armed"]:
@@ -1022,7 +1077,7 @@ def _judge_job(job: dict, sandbox: Sandbox) -> dict:
         try:
             try:
                 signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001), 0.05)
-                result = _run_tests(job, ours)
+                result = _run_tests(job, ours, credit)
             finally:
                 state["armed"] = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -1042,6 +1097,8 @@ def _judge_job(job: dict, sandbox: Sandbox) -> dict:
         return {"status": "error", "detail": "the sandbox server keeps dying"}
     if state["expired"]:
         result = {"status": "timed out", "detail": f"no verdict within {job['timeout']:g} s"}
+    if credit.counts() is not None:
+        result["asserts"] = credit.counts()
     ours.close()  # the child sees the end of its input, flushes its output and exits
     _reset_judge_state()
 

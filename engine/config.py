@@ -71,6 +71,30 @@ class FilterConfig(_Section):
     accumulate: bool = False  # true: training set = every earlier round's kept samples too
 
 
+class BudgetConfig(_Section):
+    """How a round's train samples are spread over the train problems (held-out problems always get eval.n)."""
+
+    # samples per round for the train problems, hinted re-samples included; 0 = sampling.n x train problems
+    train_samples: int = Field(0, ge=0)
+    # false: the same number for every problem; true: by the previous round's pass counts and partial
+    # credit (more to barely-solved and nearly-solved problems, fewer to always-solved ones)
+    adaptive: bool = False
+    min_per_problem: int = Field(2, ge=1)  # adaptive: no train problem gets fewer
+    max_per_problem: int = Field(0, ge=0)  # adaptive: nor more; 0 = 4 x sampling.n
+
+
+class HintConfig(_Section):
+    """Hinted re-sampling of train problems that no sample solved (STaR's rationalization, self-repair)."""
+
+    enabled: bool = False
+    # hinted samples per round, taken out of budget.train_samples and spread over the round's
+    # unsolved train problems (unspent when none is unsolved)
+    samples: int = Field(32, ge=1)
+    show_attempt: bool = True  # the hint shows the closest attempt's code, not only its failing test
+    max_train_per_problem: int = Field(2, ge=0)  # passing hinted samples trained on per problem
+    weight: float = Field(1.0, ge=0.0, le=1.0)  # their loss weight in training (< 1 down-weights them)
+
+
 class TrainConfig(_Section):
     init: Literal["continue", "base"] = "continue"  # start each round from the last adapter, or fresh (ReST-EM)
     epochs: float = Field(2.0, gt=0)
@@ -112,6 +136,8 @@ class CampaignConfig(_Section):
     sampling: SamplingConfig = SamplingConfig()
     eval: EvalConfig = EvalConfig()
     filter: FilterConfig = FilterConfig()
+    budget: BudgetConfig = BudgetConfig()
+    hint: HintConfig = HintConfig()
     train: TrainConfig = TrainConfig()
     verify: VerifyConfig = VerifyConfig()
     collapse: CollapseConfig = CollapseConfig()

@@ -17,16 +17,37 @@ def campaign_report(store: Store, cid: int) -> dict:
         raise UserError(f"no campaign {cid} in this workspace; `sdtui status` lists them")
     problems = {p.task_id: split for p, split in store.problems(cid)}
     per_problem: dict[str, dict] = {t: {"task_id": t, "split": s, "rounds": {}} for t, s in problems.items()}
+    alloc = {(a["round"], a["task_id"], a["kind"]): a["n"] for a in store.allocations(cid)}
     for row in store.problem_stats(cid):
+        key = (row["round"], row["task_id"])
         per_problem[row["task_id"]]["rounds"][row["round"]] = {
-            "n": row["n"], "c": row["c"], "bucket": row["bucket"], "diversity": row["diversity"]}
+            "n": row["n"], "c": row["c"], "bucket": row["bucket"], "diversity": row["diversity"],
+            # hinted re-samples (not in n, c), the best partial credit, the budget the round planned
+            "hint_n": row["hint_n"], "hint_c": row["hint_c"], "credit": row["credit"],
+            "allocated": alloc.get((*key, "sample")), "hint_allocated": alloc.get((*key, "hint"))}
+    rounds = store.rounds(cid)
+    for r in rounds:
+        if r["metrics"] and "train" in r["metrics"] and "left_unsolved" not in r["metrics"]:
+            # campaigns from before schema 3: the same count from the stored per-problem rows
+            r["metrics"]["left_unsolved"] = _left_unsolved(per_problem.values(), r["round"])
     return {
         "campaign": {"id": cid, "name": c["name"], "status": display_status(c), "round": c["round"],
                      "created": c["created"], "config": c["config"]},
         "rounds": [{"round": r["round"], "stage": r["stage"], "started": r["started"], "finished": r["finished"],
-                    "timings": r["timings"], "metrics": r["metrics"]} for r in store.rounds(cid)],
+                    "timings": r["timings"], "metrics": r["metrics"]} for r in rounds],
         "problems": list(per_problem.values()),
     }
+
+
+def _left_unsolved(problems, rnd: int) -> dict:
+    """Problems unsolved at round 0 that round `rnd` solved, per split (as the engine's metrics)."""
+    out: dict = {"train": 0, "heldout": 0, "of": {"train": 0, "heldout": 0}}
+    for p in problems:
+        r0, now = p["rounds"].get(0), p["rounds"].get(rnd)
+        if r0 is not None and r0["c"] == 0:
+            out["of"][p["split"]] += 1
+            out[p["split"]] += bool(now and now["c"] > 0)
+    return out
 
 
 def export(store: Store, cid: int, fmt: str) -> str:
@@ -77,7 +98,7 @@ def _pass_cells(m: dict, ks: list[str]) -> list[str]:
 def _comparison(reports: list[dict]) -> str:
     ks = _pass_keys([r for rep in reports for r in rep["rounds"]])
     head = ["campaign", "round"] + [f"{k} {side}" for k in ks for side in ("train", "held-out")] + [
-        "solved", "gauge", "collapse"]
+        "solved", "r0-unsolved solved (train)", "hinted passed", "gauge", "collapse"]
     lines = ["# Comparison: " + ", ".join(f"#{r['campaign']['id']} {r['campaign']['name']}" for r in reports), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rep in reports:
@@ -86,21 +107,34 @@ def _comparison(reports: list[dict]) -> str:
             if not m or "train" not in m:
                 continue
             cells = [f"#{rep['campaign']['id']} {rep['campaign']['name']}", str(r["round"])] + _pass_cells(m, ks)
-            cells += [_fmt(sum(m["solved"].values())), _fmt(m["gauge"]["value"]), m["collapse"]["state"]]
+            cells += [_fmt(sum(m["solved"].values())), _left(m), _hinted(m), _fmt(m["gauge"]["value"]),
+                      m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _left(m: dict) -> str:
+    """`2/11`: train problems unsolved at round 0 that this round solved (unhinted), of all of them."""
+    left = m.get("left_unsolved")
+    return f"{left['train']}/{left['of']['train']}" if left else "-"
+
+
+def _hinted(m: dict) -> str:
+    """`3/40 (2)`: hinted re-samples passed / sampled (problems with a pass)."""
+    h = m.get("hints")
+    return f"{h['passed']}/{h['samples']} ({h['problems_passed']})" if h else "-"
 
 
 def _csv(report: dict) -> str:
     """One row per problem and round: the per-problem pass counts."""
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["task_id", "split", "round", "n", "c", "bucket", "structural", "lexical"])
+    w.writerow(["task_id", "split", "round", "n", "c", "bucket", "structural", "lexical", "credit", "hint_n", "hint_c"])
     for p in report["problems"]:
         for rnd, s in sorted(p["rounds"].items()):
             d = s.get("diversity") or {}
             w.writerow([p["task_id"], p["split"], rnd, s["n"], s["c"], s["bucket"],
-                        d.get("structural"), d.get("lexical")])
+                        d.get("structural"), d.get("lexical"), s.get("credit"), s.get("hint_n"), s.get("hint_c")])
     return out.getvalue()
 
 
@@ -145,6 +179,15 @@ def _markdown(report: dict) -> str:
                       "| from \\ to | unsolved | barely | often | always |", "|---|---|---|---|---|"]
             for src in ("unsolved", "barely", "often", "always"):
                 lines.append(f"| {src} | " + " | ".join(str(t.get(src, {}).get(dst, 0)) for dst in ("unsolved", "barely", "often", "always")) + " |")
+        if any(r["metrics"].get("left_unsolved") for r in rounds):
+            lines += ["", "## The unsolvable set and hints (train problems)", "",
+                      "| round | r0-unsolved now solved | hinted re-samples passed (problems) | train samples | adaptive |",
+                      "|---|---|---|---|---|"]
+            for r in rounds:
+                m = r["metrics"]
+                b = m.get("budget") or {}
+                lines.append(f"| {r['round']} | {_left(m)} | {_hinted(m)} | {_fmt(b.get('train_samples'))} | "
+                             f"{'yes' if b.get('adaptive') else 'no'} |")
         lines += ["", "## Diversity (campaign means)", ""]
         # the metric values; `n_*` (how many problems each mean is over) stay in the JSON export
         names = [k for k in rounds[0]["metrics"]["diversity"] if not k.startswith("n_")]
@@ -152,13 +195,19 @@ def _markdown(report: dict) -> str:
         for r in rounds:
             d = r["metrics"]["diversity"]
             lines.append(f"| {r['round']} | " + " | ".join(_fmt(d.get(k)) for k in names) + f" | {_fmt(r['metrics']['gauge']['value'])} |")
-        lines += ["", "## Time per stage (s)", "", "| round | " + " | ".join(("filter", "train", "sample", "verify", "metrics")) + " |", "|---|---|---|---|---|---|"]
+        stages = [s for s in ("filter", "train", "sample", "verify", "hint", "metrics")
+                  if s != "hint" or any("hint" in r["timings"] for r in report["rounds"])]
+        lines += ["", "## Time per stage (s)", "", "| round | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 1)]
         for r in report["rounds"]:
-            lines.append(f"| {r['round']} | " + " | ".join(_fmt(r["timings"].get(s)) for s in ("filter", "train", "sample", "verify", "metrics")) + " |")
-    lines += ["", "## Per-problem pass counts (c/n)", ""]
+            lines.append(f"| {r['round']} | " + " | ".join(_fmt(r["timings"].get(s)) for s in stages) + " |")
+    lines += ["", "## Per-problem pass counts (c/n; +Nh: N hinted re-samples passed)", ""]
     n_rounds = max((len(p["rounds"]) for p in report["problems"]), default=0)
     lines += ["| task | split | " + " | ".join(f"r{i}" for i in range(n_rounds)) + " |", "|" + "---|" * (n_rounds + 2)]
     for p in report["problems"]:
-        cells = [f"{p['rounds'][i]['c']}/{p['rounds'][i]['n']}" if i in p["rounds"] else "-" for i in range(n_rounds)]
+        cells = [_count_cell(p["rounds"][i]) if i in p["rounds"] else "-" for i in range(n_rounds)]
         lines.append(f"| {p['task_id']} | {p['split']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _count_cell(s: dict) -> str:
+    return f"{s['c']}/{s['n']}" + (f" +{s['hint_c']}h" if s.get("hint_c") else "")

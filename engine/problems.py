@@ -28,6 +28,9 @@ class Problem:
     test: str
     setup: str = ""
     canonical: str = ""
+    # Hinted re-sampling: text the prompt shows the model beside the problem (the failing test of its
+    # own closest attempt). The program is still `prompt + completion`; training drops the hint.
+    hint: str = ""
 
     @property
     def has_check(self) -> bool:

@@ -44,16 +44,23 @@ def _check_style(style: str) -> None:
 
 
 def chat_message(problem: Problem) -> str:
-    """The user message of the chat style."""
+    """The user message of the chat style (with the problem's hint after the code, when it has one)."""
     code = problem.prompt.strip("\n")
-    return f"{CHAT_INSTRUCTION}\n\n```python\n{code}\n```"
+    text = f"{CHAT_INSTRUCTION}\n\n```python\n{code}\n```"
+    return f"{text}\n\n{problem.hint.strip()}" if problem.hint else text
+
+
+def hint_comment(hint: str) -> str:
+    """A hint as Python comments before a completion-style prompt: the model sees it, and the
+    program (`prompt + completion`, without them) does not change."""
+    return "".join(f"# {line}".rstrip() + "\n" for line in hint.strip().splitlines())
 
 
 def format_prompt(problem: Problem, style: str, tokenizer=None) -> str:
     """The exact text the model sees (the sampler generates after it; the trainer trains after it)."""
     _check_style(style)
     if style == "completion":
-        return problem.prompt
+        return hint_comment(problem.hint) + problem.prompt if problem.hint else problem.prompt
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         name = getattr(tokenizer, "name_or_path", "this model")
         raise UserError(

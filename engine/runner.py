@@ -4,8 +4,11 @@ Round 0 samples the base model on every problem and measures it. Each later roun
 
     filter   keep round r-1's passing train samples (deduped, capped)   -> training_sets r
     train    LoRA SFT on them                                          -> checkpoints/<id>/<r>
-    sample   n samples per problem from model r (train and held-out)   -> samples, status pending
-    verify   run each against its tests (overlaps with sampling)       -> samples, status
+    sample   model r's samples: train problems per the round's budget  -> allocations, samples (pending)
+             (engine/budget.py), held-out problems eval.n each
+    verify   run each against its tests (overlaps with sampling)       -> samples, status, partial credit
+    hint     (hint.enabled) re-sample unsolved train problems with a   -> allocations, samples (purpose hint)
+             hint from their closest attempt, and verify those
     metrics  pass@k, buckets, transitions, diversity, gauge, collapse  -> rounds.metrics
 
 The train-problem samples of model r are both its measurement and the next round's training
@@ -22,13 +25,15 @@ import logging
 import os
 import socket
 import threading
+import itertools
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from engine import diversity, metrics
+from engine import budget, diversity, metrics
 from engine.config import CampaignConfig, parse_config
 from engine.errors import UserError
 from engine.filter import select_training
@@ -38,7 +43,7 @@ from engine.workspace import Workspace
 
 log = logging.getLogger("sdtui.engine")
 
-STAGES = ("filter", "train", "sample", "verify", "metrics", "done")
+STAGES = ("filter", "train", "sample", "verify", "hint", "metrics", "done")
 HEARTBEAT_EVERY_S = 1.0
 
 
@@ -50,23 +55,31 @@ class Stopped(Exception):
 class Unit:
     """One resumable piece of sampling: `count` samples from index `start` for each problem."""
 
-    purpose: str  # train | eval
+    purpose: str  # train | eval | hint
     problems: tuple[Problem, ...]
     start: int
     count: int
 
 
-def plan_units(problems: list[Problem], purpose: str, n: int, batch_size: int) -> list[Unit]:
+def plan_units(problems: list[Problem], purpose: str, n: int | Mapping[str, int], batch_size: int) -> list[Unit]:
     """Cut sampling into units of about `batch_size` sequences, problems of similar length together.
 
-    The plan depends only on the campaign's problems and config, so a resumed engine plans the
-    same units and can skip those already stored.
+    `n`: samples per problem, or task_id -> samples (an allocation; problems given 0 are skipped).
+    Problems with the same count share units. The plan depends only on the campaign's problems,
+    config and stored allocation, so a resumed engine plans the same units and skips those stored.
     """
-    ordered = sorted(problems, key=lambda p: (len(p.prompt), p.task_id))
-    if n >= batch_size:
-        return [Unit(purpose, (p,), s, min(batch_size, n - s)) for p in ordered for s in range(0, n, batch_size)]
-    per_unit = max(1, batch_size // n)
-    return [Unit(purpose, tuple(ordered[i : i + per_unit]), 0, n) for i in range(0, len(ordered), per_unit)]
+    counts = n if isinstance(n, Mapping) else {p.task_id: n for p in problems}
+    ordered = sorted((p for p in problems if counts.get(p.task_id, 0) > 0),
+                     key=lambda p: (counts[p.task_id], len(p.prompt), p.task_id))
+    units: list[Unit] = []
+    for k, group in itertools.groupby(ordered, key=lambda p: counts[p.task_id]):
+        same = list(group)
+        if k >= batch_size:
+            units += [Unit(purpose, (p,), s, min(batch_size, k - s)) for p in same for s in range(0, k, batch_size)]
+        else:
+            per_unit = max(1, batch_size // k)
+            units += [Unit(purpose, tuple(same[i : i + per_unit]), 0, k) for i in range(0, len(same), per_unit)]
+    return units
 
 
 def derive_seed(*parts: object) -> int:
@@ -257,19 +270,24 @@ class Engine:
 
     # ------------------------------------------------------------------ filter
     def stage_filter(self, rnd: int) -> None:
-        """Training set of round `rnd`: the previous round's kept train samples (plus earlier ones when accumulating)."""
-        f = self.cfg.filter
+        """Training set of round `rnd`: the previous round's kept train samples (plus earlier ones when
+        accumulating), and its passing hinted samples (their own cap; always verified)."""
+        f, h = self.cfg.filter, self.cfg.hint
         sources = range(rnd) if f.accumulate else [rnd - 1]
         kept: list[dict] = []
+        columns = "id, task_id, idx, status, completion, norm_hash"
         for src in sources:
-            candidates = self.store.samples(self.cid, rnd=src, purpose="train",
-                                            columns="id, task_id, idx, status, completion, norm_hash")
+            candidates = self.store.samples(self.cid, rnd=src, purpose="train", columns=columns)
             ids = set(select_training(candidates, f.verified, f.dedupe, f.max_per_problem, derive_seed(self.cfg.seed, src, "filter")))
             kept += [c for c in candidates if c["id"] in ids]
-        if f.accumulate and f.dedupe:
+            if h.max_train_per_problem:
+                hinted = self.store.samples(self.cid, rnd=src, purpose="hint", columns=columns)
+                ids = set(select_training(hinted, True, f.dedupe, h.max_train_per_problem, derive_seed(self.cfg.seed, src, "filter-hint")))
+                kept += [c for c in hinted if c["id"] in ids]
+        if f.dedupe:
             seen: set[tuple[str, str]] = set()
             unique = []
-            for c in kept:  # earliest round first
+            for c in kept:  # earliest round first, unhinted before hinted
                 key = (c["task_id"], c["norm_hash"])
                 if key not in seen:
                     seen.add(key)
@@ -281,7 +299,7 @@ class Engine:
 
     # ------------------------------------------------------------------ train
     def stage_train(self, rnd: int) -> None:
-        from engine.train import TrainExample, train_lora
+        from engine.train import train_lora
 
         ids = self.store.training_set(self.cid, rnd)
         out_dir = self.ws.checkpoint(self.cid, rnd)
@@ -293,8 +311,7 @@ class Engine:
             self.event("warning", f"round {rnd}: nothing to train on (no passing samples); the model stays as it was")
             self._record_training(rnd, {"examples": 0, "skipped": "no passing samples"})
             return
-        rows = [self.store.sample(i) for i in ids]
-        examples = [TrainExample(problem=self.by_id[r["task_id"]], output=r["output"]) for r in rows]
+        examples = self.training_examples(rnd)
         init = self.adapter_for(rnd - 1) if self.cfg.train.init == "continue" else None
         self.store.clear_train_log(self.cid, rnd)
         self.set_progress(unit="steps")
@@ -315,6 +332,16 @@ class Engine:
         self.event("info", f"round {rnd}: trained on {len(examples)} samples, {result.steps} steps, "
                            f"final loss {info['final_loss']:.3f}" if info["final_loss"] is not None else
                            f"round {rnd}: trained on {len(examples)} samples")
+
+    def training_examples(self, rnd: int) -> list:
+        """The round's training set as examples. Hinted samples train on the ORIGINAL prompt (the
+        campaign's problems carry no hint: the model learns to answer without the hint it was
+        shown), weighted by hint.weight."""
+        from engine.train import TrainExample
+
+        rows = [self.store.sample(i) for i in self.store.training_set(self.cid, rnd)]
+        return [TrainExample(problem=self.by_id[r["task_id"]], output=r["output"],
+                             weight=self.cfg.hint.weight if r["purpose"] == "hint" else 1.0) for r in rows]
 
     def _record_training(self, rnd: int, info: dict) -> None:
         row = self.store.round(self.cid, rnd)
@@ -349,23 +376,52 @@ class Engine:
         if any(c["verb"] in ("pause", "stop") for c in self.store.open_commands(self.cid)):
             raise Interrupted()
 
+    def train_allocation(self, rnd: int) -> dict[str, int]:
+        """The round's samples per train problem (engine/budget.py), stored on first use so that a
+        resumed round samples what it planned and the TUI can show it."""
+        stored = self.store.allocation(self.cid, rnd, "sample")
+        if stored is None:
+            cfg, b = self.cfg, self.cfg.budget
+            train = [p.task_id for p, s in self.problems if s == "train"]
+            total = b.train_samples or cfg.sampling.n * len(train)
+            if cfg.hint.enabled:
+                total -= cfg.hint.samples
+            if total < len(train):
+                raise UserError(f"budget: {total} samples for {len(train)} train problems after hint.samples; "
+                                "lower hint.samples or raise budget.train_samples")
+            previous = None
+            if rnd > 0 and b.adaptive:
+                credit = self.store.best_credit(self.cid, rnd - 1)
+                previous = {r["task_id"]: budget.Seen(r["n"], r["c"], credit.get(r["task_id"], 0.0))
+                            for r in self.store.problem_stats(self.cid, rnd - 1)}
+            plan = budget.allocate(train, total, previous, b.adaptive, b.min_per_problem,
+                                   b.max_per_problem or 4 * cfg.sampling.n)
+            self.store.set_allocation(self.cid, rnd, "sample", [(t, n, why) for t, (n, why) in plan.items()])
+            stored = self.store.allocation(self.cid, rnd, "sample") or {}
+        return {t: n for t, (n, _) in stored.items()}
+
     def stage_sample(self, rnd: int) -> None:
-        from engine.sampler import Interrupted, SamplingParams
+        from engine.sampler import SamplingParams
+
+        cfg = self.cfg
+        train = [p for p, s in self.problems if s == "train"]
+        heldout = [p for p, s in self.problems if s == "heldout"]
+        alloc = self.train_allocation(rnd)
+        plans = [
+            (plan_units(train, "train", alloc, cfg.sampling.batch_size), SamplingParams.from_config(cfg)),
+            (plan_units(heldout, "eval", cfg.eval_n, cfg.sampling.batch_size), SamplingParams.from_config(cfg, eval=True)),
+        ]
+        self.sample_units(rnd, plans, sum(alloc.values()) + len(heldout) * cfg.eval_n)
+
+    def sample_units(self, rnd: int, plans: list, total: int) -> None:
+        """Sample every unit of `plans` ([(units, params)]) not stored yet, and send each to the verifier."""
+        from engine.sampler import Interrupted
 
         cfg = self.cfg
         sampler = self.get_sampler()
         sampler.set_adapter(self.adapter_for(rnd))
-        train = [p for p, s in self.problems if s == "train"]
-        heldout = [p for p, s in self.problems if s == "heldout"]
-        plans = [
-            (plan_units(train, "train", cfg.sampling.n, cfg.sampling.batch_size),
-             SamplingParams(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)),
-            (plan_units(heldout, "eval", cfg.eval_n, cfg.sampling.batch_size),
-             SamplingParams(cfg.eval_temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)),
-        ]
-        total = len(train) * cfg.sampling.n + len(heldout) * cfg.eval_n
-        stored = {"train": self.store.sampled_keys(self.cid, rnd, "train"),
-                  "eval": self.store.sampled_keys(self.cid, rnd, "eval")}
+        purposes = {u.purpose for units, _ in plans for u in units}
+        stored = {p: self.store.sampled_keys(self.cid, rnd, p) for p in purposes}
         done = sum(len(s) for s in stored.values())
         self.resubmit_pending(rnd)
         started, tokens, made = time.time(), 0, 0
@@ -386,7 +442,7 @@ class Engine:
                 rows = [
                     dict(campaign=self.cid, round=rnd, task_id=p.task_id, idx=unit.start + j, purpose=unit.purpose,
                          completion=g.completion, output=g.output, n_tokens=g.n_tokens,
-                         norm_hash=diversity.norm_hash(g.completion))
+                         norm_hash=diversity.norm_hash(g.completion), hint=p.hint or None)
                     for p, per_problem in zip(unit.problems, gens)
                     for j, g in enumerate(per_problem)
                     if (p.task_id, unit.start + j) not in stored[unit.purpose]
@@ -404,7 +460,9 @@ class Engine:
                                   tokens_per_s=round(tokens / elapsed, 1),
                                   eta_s=round((total - done) / rate, 1) if rate else None)
         if made:
-            self._sampling_stats = {"samples": made, "tokens": tokens, "seconds": round(time.time() - started, 2)}
+            prev = getattr(self, "_sampling_stats", None) or {"samples": 0, "tokens": 0, "seconds": 0.0}
+            self._sampling_stats = {"samples": prev["samples"] + made, "tokens": prev["tokens"] + tokens,
+                                    "seconds": round(prev["seconds"] + time.time() - started, 2)}
 
     def resubmit_pending(self, rnd: int) -> None:
         """Samples stored but not verified when the last engine died go back to the verifier."""
@@ -421,11 +479,12 @@ class Engine:
             v = f.result()
             verdicts.append((self.in_flight.pop(f), dict(status=v.status, detail=v.detail, stdout=v.stdout,
                                                          stderr=v.stderr, duration=v.duration,
-                                                         behaviour=v.signature)))
+                                                         behaviour=v.signature, asserts=v.asserts)))
         if verdicts:
             self.store.set_verdicts(verdicts)
 
     def stage_verify(self, rnd: int) -> None:
+        """Wait for every verdict of the round (most came in while sampling went on)."""
         self.resubmit_pending(rnd)
         total = sum(self.store.count_samples(self.cid, rnd).values())
         while self.in_flight:
@@ -438,11 +497,54 @@ class Engine:
             self.set_progress(unit="samples", done=total - counts.get("pending", 0), total=total,
                               passed=counts.get("passed", 0))
 
+    # ------------------------------------------------------------------ hint
+    def stage_hint(self, rnd: int) -> None:
+        """Re-sample the train problems no sample solved this round, each prompt carrying the failing
+        test of the model's own closest attempt (and, with show_attempt, its code). Held-out
+        problems are never hinted. The hinted samples are verified here, before the metrics."""
+        from engine.prompts import defines_function
+        from engine.sampler import SamplingParams
+
+        h = self.cfg.hint
+        if not h.enabled:
+            return
+        samples = self.store.samples(self.cid, rnd=rnd, purpose="train",
+                                     columns="task_id, idx, status, detail, completion, asserts_passed, asserts_total")
+        by_task: dict[str, list[dict]] = {}
+        for smp in samples:
+            by_task.setdefault(smp["task_id"], []).append(smp)
+        attempts = {t: budget.closest_attempt(rows) for t, rows in by_task.items()
+                    if not any(r["status"] == "passed" for r in rows)}
+        attempts = {t: a for t, a in attempts.items() if a is not None}
+        stored = self.store.allocation(self.cid, rnd, "hint")
+        if stored is None:
+            order = [p.task_id for p, s in self.problems if s == "train" and p.task_id in attempts]
+            plan = budget.split_hints([(t, budget.credit(attempts[t])) for t in order], h.samples)
+            self.store.set_allocation(self.cid, rnd, "hint", [(t, n, why) for t, (n, why) in plan.items()])
+            stored = {t: (n, why) for t, (n, why) in plan.items()}
+        hinted = []
+        for t in stored:
+            problem, attempt = self.by_id[t], attempts[t]
+            code = attempt["completion"]
+            if not defines_function(code, problem.entry_point):
+                code = problem.prompt + code  # a body: show it under its signature
+            hinted.append(replace(problem, hint=budget.hint_text(attempt, h.show_attempt, code)))
+        if stored:
+            self.event("info", f"round {rnd}: {sum(n for n, _ in stored.values())} hinted samples for "
+                               f"{len(stored)} unsolved train problems")
+        alloc = {t: n for t, (n, _) in stored.items()}
+        units = plan_units(hinted, "hint", alloc, self.cfg.sampling.batch_size)
+        self.sample_units(rnd, [(units, SamplingParams.from_config(self.cfg))], sum(alloc.values()))
+        self.stage_verify(rnd)
+
     # ------------------------------------------------------------------ metrics
     def stage_metrics(self, rnd: int) -> None:
         cfg = self.cfg
-        counts = self.store.pass_counts(self.cid, rnd)
-        samples = self.store.samples(self.cid, rnd=rnd, columns="task_id, completion, status, norm_hash, behaviour")
+        counts = self.store.pass_counts(self.cid, rnd)  # hinted samples do not measure the model: not in here
+        hint_counts = self.store.pass_counts(self.cid, rnd, hinted=True)
+        credit = self.store.best_credit(self.cid, rnd)
+        samples = [s for s in self.store.samples(self.cid, rnd=rnd, columns="task_id, purpose, completion, status, norm_hash, behaviour")
+                   if s["purpose"] != "hint"]
         by_task: dict[str, list[dict]] = {}
         for s in samples:
             by_task.setdefault(s["task_id"], []).append(s)
@@ -458,8 +560,9 @@ class Engine:
                                               k=min(kmax, n), hashes=[r["norm_hash"] for r in rows],
                                               signatures=[r["behaviour"] for r in rows])
             per_problem_div[task_id] = div
+            hn, hc = hint_counts.get(task_id, (0, 0))
             stats.append(dict(task_id=task_id, split=self.split[task_id], n=n, c=c, bucket=metrics.bucket(n, c),
-                              diversity=div))
+                              diversity=div, hint_n=hn, hint_c=hc, credit=round(credit.get(task_id, 0.0), 4)))
         buckets = {s["task_id"]: s["bucket"] for s in stats}
         transitions = {}
         for side in ("train", "heldout"):
@@ -471,6 +574,10 @@ class Engine:
                     {t: b for t, b in buckets.items() if self.split[t] == side},
                 )
         solved, unsolvable = metrics.solved_split(history)
+        # the unsolvable set's edge: problems no sample solved at round 0 that this round solves
+        unsolved_r0 = {t for t, (_n, c) in history[0].items() if c == 0}
+        left = {side: sum(1 for t in unsolved_r0 if self.split[t] == side and counts.get(t, (0, 0))[1] > 0)
+                for side in ("train", "heldout")}
         round_div = diversity.round_diversity(per_problem_div)
         rounds = self.store.rounds(self.cid)
         base_div = round_div if rnd == 0 else rounds[0]["metrics"]["diversity"]
@@ -490,7 +597,16 @@ class Engine:
             "gauge": gauge,
             "collapse": {"state": state, "reason": reason},
             "samples": {"total": len(samples), "passed": n_passed},
+            "left_unsolved": {**left, "of": {side: sum(1 for t in unsolved_r0 if self.split[t] == side)
+                                             for side in ("train", "heldout")}},
+            # what the train problems cost this round, hinted re-samples included (the budget)
+            "budget": {"train_samples": sum(n for t, (n, _c) in counts.items() if self.split[t] == "train")
+                       + sum(n for n, _c in hint_counts.values()), "adaptive": cfg.budget.adaptive},
         }
+        if cfg.hint.enabled or hint_counts:
+            result["hints"] = {"problems": len(hint_counts), "samples": sum(n for n, _ in hint_counts.values()),
+                               "passed": sum(c for _, c in hint_counts.values()),
+                               "problems_passed": sum(1 for _, c in hint_counts.values() if c > 0)}
         if sampling:
             result["sampling"] = sampling
             result["throughput"] = {"samples_per_s": round(sampling["samples"] / max(sampling["seconds"], 1e-9), 3),

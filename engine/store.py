@@ -17,7 +17,7 @@ import sqlite_utils
 
 from engine.problems import Problem
 
-SCHEMA_VERSION = 2  # 2: samples.behaviour
+SCHEMA_VERSION = 3  # 2: samples.behaviour; 3: partial credit, hinted samples, allocations
 
 # Campaign statuses written by the engine. "engine lost" is never stored: readers derive it
 # from a stale heartbeat (see `engine_alive`).
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS samples (
     round INTEGER NOT NULL,
     task_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
-    purpose TEXT NOT NULL,           -- train (train problems) | eval (held-out problems)
+    purpose TEXT NOT NULL,           -- train (train problems) | eval (held-out problems) | hint (hinted re-samples of train problems)
     completion TEXT NOT NULL,        -- prompt + completion = the program
     output TEXT NOT NULL,            -- the model's own text (what training learns)
     status TEXT NOT NULL,            -- pending | passed | failed | timed out | error
@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS samples (
     n_tokens INTEGER,
     norm_hash TEXT,
     behaviour TEXT,                  -- the verifier's signature of the sample's answers (diversity)
+    asserts_passed INTEGER,          -- partial credit: the tests' asserts passed before the first failure
+    asserts_total INTEGER,           -- ... of this many (NULL: the tests have no asserts to count)
+    hint TEXT,                       -- purpose hint: the hint the prompt carried (training drops it)
     created REAL NOT NULL,
     UNIQUE (campaign, round, purpose, task_id, idx)
 );
@@ -94,7 +97,19 @@ CREATE TABLE IF NOT EXISTS problem_stats (
     c INTEGER NOT NULL,
     bucket TEXT NOT NULL,
     diversity TEXT,                  -- JSON, engine/diversity.py `problem_diversity`
+    hint_n INTEGER NOT NULL DEFAULT 0,  -- hinted samples (not in n, c: they do not measure the model)
+    hint_c INTEGER NOT NULL DEFAULT 0,  -- ... of which passed
+    credit REAL,                     -- the best partial credit among the round's unhinted samples (0-1)
     PRIMARY KEY (campaign, round, task_id)
+);
+CREATE TABLE IF NOT EXISTS allocations (
+    campaign INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- sample (the round's samples of a train problem) | hint (hinted re-samples)
+    n INTEGER NOT NULL,
+    reason TEXT NOT NULL,            -- why this many (the budget rule that gave it)
+    PRIMARY KEY (campaign, round, task_id, kind)
 );
 CREATE TABLE IF NOT EXISTS training_sets (
     campaign INTEGER NOT NULL,
@@ -174,6 +189,12 @@ class Store:
             # statements (whose indexes may use the new columns).
             if 0 < version < 2:
                 self.db.conn.execute("ALTER TABLE samples ADD COLUMN behaviour TEXT")
+            if 0 < version < 3:
+                for table, column in (("samples", "asserts_passed INTEGER"), ("samples", "asserts_total INTEGER"),
+                                      ("samples", "hint TEXT"), ("problem_stats", "hint_n INTEGER NOT NULL DEFAULT 0"),
+                                      ("problem_stats", "hint_c INTEGER NOT NULL DEFAULT 0"),
+                                      ("problem_stats", "credit REAL")):
+                    self.db.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self.db.conn.execute(statement)
@@ -284,21 +305,24 @@ class Store:
             for r in rows:
                 cur = self.db.execute(
                     "INSERT INTO samples (campaign, round, task_id, idx, purpose, completion, output, status,"
-                    " n_tokens, norm_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    " n_tokens, norm_hash, hint, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
                     [r["campaign"], r["round"], r["task_id"], r["idx"], r["purpose"], r["completion"],
-                     r["output"], r.get("n_tokens"), r.get("norm_hash"), now],
+                     r["output"], r.get("n_tokens"), r.get("norm_hash"), r.get("hint"), now],
                 )
                 ids.append(cur.lastrowid)
         return ids
 
     def set_verdicts(self, verdicts: Iterable[tuple[int, dict]]) -> None:
-        """Record verification results: (sample id, {status, detail, stdout, stderr, duration, behaviour})."""
+        """Record verification results: (sample id, {status, detail, stdout, stderr, duration, behaviour,
+        asserts: (passed, total) | None})."""
         with self.db.atomic():
             for sid, v in verdicts:
+                passed, total = v.get("asserts") or (None, None)
                 self.db.execute(
-                    "UPDATE samples SET status = ?, detail = ?, stdout = ?, stderr = ?, duration = ?, behaviour = ? WHERE id = ?",
+                    "UPDATE samples SET status = ?, detail = ?, stdout = ?, stderr = ?, duration = ?, behaviour = ?,"
+                    " asserts_passed = ?, asserts_total = ? WHERE id = ?",
                     [v["status"], v.get("detail", ""), v.get("stdout", ""), v.get("stderr", ""), v.get("duration"),
-                     v.get("behaviour"), sid],
+                     v.get("behaviour"), passed, total, sid],
                 )
 
     def sampled_keys(self, cid: int, rnd: int, purpose: str) -> set[tuple[str, int]]:
@@ -318,14 +342,25 @@ class Store:
             args.append(rnd)
         return self.db.execute_returning_dicts(sql + " ORDER BY id", args)
 
-    def pass_counts(self, cid: int, rnd: int) -> dict[str, tuple[int, int]]:
-        """task_id -> (n samples, c passed) for one round, both purposes."""
+    def pass_counts(self, cid: int, rnd: int, hinted: bool = False) -> dict[str, tuple[int, int]]:
+        """task_id -> (n samples, c passed) for one round: the samples that measure the model (train
+        and eval), or with `hinted` the hinted re-samples instead."""
         rows = self.db.execute(
             "SELECT task_id, COUNT(*), SUM(status = 'passed') FROM samples"
-            " WHERE campaign = ? AND round = ? GROUP BY task_id",
+            f" WHERE campaign = ? AND round = ? AND purpose {'=' if hinted else '!='} 'hint' GROUP BY task_id",
             [cid, rnd],
         ).fetchall()
         return {t: (n, int(c or 0)) for t, n, c in rows}
+
+    def best_credit(self, cid: int, rnd: int) -> dict[str, float]:
+        """task_id -> the best partial credit (share of asserts passed) among a round's unhinted samples."""
+        rows = self.db.execute(
+            "SELECT task_id, MAX(CASE WHEN status = 'passed' THEN 1.0 WHEN asserts_total > 0"
+            " THEN 1.0 * asserts_passed / asserts_total ELSE 0.0 END) FROM samples"
+            " WHERE campaign = ? AND round = ? AND purpose != 'hint' GROUP BY task_id",
+            [cid, rnd],
+        ).fetchall()
+        return {t: float(c or 0.0) for t, c in rows}
 
     def samples(self, cid: int, rnd: int | None = None, task_id: str | None = None, purpose: str | None = None,
                 status: str | None = None, text: str | None = None, limit: int | None = None,
@@ -376,6 +411,30 @@ class Store:
         for r in rows:
             r["diversity"] = _loads(r["diversity"])
         return rows
+
+    # ------------------------------------------------------------------ sample budget
+    def set_allocation(self, cid: int, rnd: int, kind: str, rows: Sequence[tuple[str, int, str]]) -> None:
+        """How many samples each problem gets in a round: (task_id, n, reason) rows of one kind."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM allocations WHERE campaign = ? AND round = ? AND kind = ?", [cid, rnd, kind])
+            self.db["allocations"].insert_all(
+                ({"campaign": cid, "round": rnd, "task_id": t, "kind": kind, "n": n, "reason": why} for t, n, why in rows),
+                batch_size=500,
+            )
+
+    def allocation(self, cid: int, rnd: int, kind: str) -> dict[str, tuple[int, str]] | None:
+        """task_id -> (n, reason) of a round's stored allocation; None when none is stored."""
+        rows = self.db.execute(
+            "SELECT task_id, n, reason FROM allocations WHERE campaign = ? AND round = ? AND kind = ?", [cid, rnd, kind]
+        ).fetchall()
+        return {t: (n, why) for t, n, why in rows} if rows else None
+
+    def allocations(self, cid: int, task_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM allocations WHERE campaign = ?", [cid]
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        return self.db.execute_returning_dicts(sql + " ORDER BY round, kind, task_id", args)
 
     # ------------------------------------------------------------------ training
     def set_training_set(self, cid: int, rnd: int, sample_ids: Sequence[int]) -> None:

@@ -40,6 +40,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 class TrainExample:
     problem: Problem
     output: str  # the model's own text to learn (Generation.output)
+    weight: float = 1.0  # its tokens' share in the loss (hinted samples may weigh less)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    weight: float = 1.0
 
 
 def encode_example(example: TrainExample, style: str, tokenizer, max_seq_len: int) -> Encoded:
@@ -74,7 +76,7 @@ def encode_example(example: TrainExample, style: str, tokenizer, max_seq_len: in
     ids = prompt_ids + output_ids
     labels = [IGNORE] * len(prompt_ids) + output_ids
     truncated = len(ids) > max_seq_len
-    return Encoded(ids[:max_seq_len], labels[:max_seq_len], truncated)
+    return Encoded(ids[:max_seq_len], labels[:max_seq_len], truncated, example.weight)
 
 
 def collate(batch: Sequence[Encoded], pad_id: int):
@@ -267,7 +269,9 @@ def train_lora(
             step_loss = 0.0
             for mb in chunks:
                 input_ids, mask, labels = (x.to(accelerator.device) for x in collate([encoded[i] for i in mb], tokenizer.pad_token_id))
-                loss = label_loss_sum(model, input_ids, mask, labels, head_only_on_labels) / max(1, n_labels)
+                weights = [encoded[i].weight for i in mb]
+                weights = None if all(w == 1.0 for w in weights) else torch.tensor(weights, device=accelerator.device)
+                loss = label_loss_sum(model, input_ids, mask, labels, head_only_on_labels, weights) / max(1, n_labels)
                 accelerator.backward(loss)
                 step_loss += loss.item()
                 tokens += int(mask.sum())
@@ -315,8 +319,9 @@ def _can_split_head(model) -> bool:
     return type(head).__name__ == "Linear" and not any(p.requires_grad for p in head.parameters())
 
 
-def label_loss_sum(model, input_ids, mask, labels, head_only_on_labels: bool = True):
-    """Summed next-token cross-entropy over the label positions of a micro-batch.
+def label_loss_sum(model, input_ids, mask, labels, head_only_on_labels: bool = True, weights=None):
+    """Summed next-token cross-entropy over the label positions of a micro-batch; with `weights`
+    (one per row), each row's tokens count that much.
 
     The output layer (hidden -> vocabulary) is applied only where there is a label: the prompt,
     most of each example, needs no logits. That skips a [tokens x vocab] fp32 tensor, its softmax
@@ -326,15 +331,19 @@ def label_loss_sum(model, input_ids, mask, labels, head_only_on_labels: bool = T
     import torch
 
     targets = labels[:, 1:]
+    reduction = "sum" if weights is None else "none"
     if not head_only_on_labels:
         logits = model(input_ids=input_ids, attention_mask=mask).logits
-        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                                 targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                                 targets.reshape(-1), ignore_index=IGNORE, reduction=reduction)
+        # ignored positions come back as 0 with reduction="none"
+        return loss if weights is None else (loss.view(targets.shape) * weights[:, None]).sum()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.get_decoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
     where = targets != IGNORE
     logits = base.get_output_embeddings()(hidden[:, :-1][where])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="sum")
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction=reduction)
+    return loss if weights is None else (loss * weights[:, None].expand_as(targets)[where]).sum()
 
 
 def round_half_up(x: float) -> int:

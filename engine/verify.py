@@ -46,6 +46,9 @@ class Verdict:
     stdout: str = ""  # what the sample printed: truncated, terminal control sequences stripped
     stderr: str = ""
     signature: str | None = None  # what the sample answered to the tests, digested (engine.diversity)
+    # partial credit: (asserts that passed before the first failure, asserts in the tests), counted
+    # by the judge; None when the tests have no asserts to count (or never ran)
+    asserts: tuple[int, int] | None = None
 
     @property
     def passed(self) -> bool:
@@ -257,7 +260,15 @@ def _verdict(reply: dict, elapsed: float) -> Verdict:
         stdout=clean_output(str(reply.get("stdout", ""))),
         stderr=clean_output(str(reply.get("stderr", ""))),
         signature=reply["sig"] if isinstance(reply.get("sig"), str) else None,
+        asserts=_asserts(reply.get("asserts")),
     )
+
+
+def _asserts(value) -> tuple[int, int] | None:
+    if (isinstance(value, list) and len(value) == 2 and all(type(x) is int for x in value)
+            and 0 <= value[0] <= value[1]):
+        return value[0], value[1]
+    return None
 
 
 # ------------------------------------------------------------------------------- sample files

@@ -6,9 +6,9 @@
 # "engine lost", and `sdtui resume ID` continues it where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SDTUI="${SDTUI:-.venv/bin/sdtui}"
+SDTUI="${SDTUI:-.venv/bin/sdtui}"  # may be a command with arguments, e.g. "python -m sdtui.cli"
 for name in ${EXPERIMENTS:-verified restart-from-base accumulate unverified mbpp-transfer}; do
     echo "== $(date -u +%FT%TZ) $name"
-    "$SDTUI" run --headless "campaigns/experiments/$name.toml"
+    $SDTUI run --headless "campaigns/experiments/$name.toml"
 done
 echo "== $(date -u +%FT%TZ) done"

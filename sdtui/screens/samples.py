@@ -23,7 +23,7 @@ from textual.widgets import Header, Input, Select, Static
 
 from engine.store import Store, display_status
 
-from sdtui.data import STATUSES, SampleFilter, load_sample_list
+from sdtui.data import STATUSES, SampleFilter, load_sample, load_sample_list
 from sdtui.fmt import one_line, safe, theme_styles
 from sdtui.messages import SampleLoaded, SamplesLoaded, _DataMessage
 from sdtui.screens.base import ControlMixin, StoreScreen
@@ -208,7 +208,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
             rows = load_sample_list(store, cid, f, limit=LIST_LIMIT)
             first = None
             if rows:
-                first = store.sample(keep if any(r["id"] == keep for r in rows) else rows[0]["id"])
+                first = load_sample(store, keep if any(r["id"] == keep for r in rows) else rows[0]["id"])
             return SamplesLoaded(rows, token, time.perf_counter() - t0, first)
 
         self.request(load)
@@ -247,7 +247,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
         mark = "*" if self.marked and self.marked["id"] == r["id"] else ""
         t = Text(f"{mark}{r['id']:>{7 - len(mark)}} {r['round']:<2} {one_line(r['task_id'], 18):<18} {r['idx']:>3} ",
                  no_wrap=True)
-        t.append(f"{'eval' if r['purpose'] == 'eval' else 'train':<5} ", st["muted"])
+        t.append(f"{r['purpose'][:5]:<5} ", st["accent"] if r["purpose"] == "hint" else st["muted"])
         t.append(f"{r['status']:<9} ", st[SAMPLE_STATUS_STYLE.get(r["status"], "muted")])
         t.append(f"{'' if r.get('n_tokens') is None else r['n_tokens']:>4}", st["muted"])
         return t
@@ -279,7 +279,7 @@ class SamplesScreen(ControlMixin, StoreScreen):
         cid = self.cid
 
         def load(store: Store) -> SampleLoaded | None:
-            s = store.sample(sid)
+            s = load_sample(store, sid)
             if s is None or s["campaign"] != cid:
                 return None
             return SampleLoaded(s, self.prompts.get(s["task_id"], ""), "main")

@@ -73,6 +73,18 @@ class BucketPanel(Widget):
             row.append(Text("–" if unsolvable is None else str(unsolvable), style=st["error"] if unsolvable else ""))
             split.add_row(*row)
         parts: list = [Text(f"Buckets per round · {name}  (h: switch)", style=st["bold"]), split]
+        left = [(r["round"], (r["metrics"].get("left_unsolved") or {})) for r in measured]
+        left = [(rnd, d) for rnd, d in left if (d.get("of") or {}).get(self.split)]
+        if left and left[-1][0] > 0:
+            rnd, d = left[-1]
+            parts.append(Text(f"unsolved at r0, solved at r{rnd}: {d.get(self.split, 0)} of {d['of'][self.split]}",
+                              style=st["success"] if d.get(self.split) else st["muted"]))
+        hints = [(r["round"], r["metrics"]["hints"]) for r in measured if r["metrics"].get("hints")]
+        if hints and self.split == "train":
+            line = Text("hinted re-samples passed: ", style=st["accent"])
+            line.append("  ".join(f"r{rnd} {h['passed']}/{h['samples']} ({h['problems_passed']} of {h['problems']} problems)"
+                                  for rnd, h in hints), style=st["muted"])
+            parts.append(line)
         have = self._transition_rounds()
         if have:
             rnd = self.transition_round if self.transition_round in have else have[-1]

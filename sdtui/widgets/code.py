@@ -86,6 +86,17 @@ def verdict(app: "App", s: dict) -> Text | None:
         out.append("all tests passed\n", st["success"])
     elif status == "pending":
         out.append("not verified yet\n", st["muted"])
+    if s.get("asserts_total"):
+        passed, total = s.get("asserts_passed") or 0, s["asserts_total"]
+        out.append(f"asserts passed: {passed}/{total}" + ("" if passed == total else " before the first failure") + "\n",
+                   st["muted"])
+    for kind, n, reason in s.get("allocation") or ():
+        what = "samples" if kind == "sample" else "hinted re-samples"
+        out.append(f"this round's budget for the problem: {n} {what} ({safe(reason)})\n", st["muted"])
+    if s.get("hint"):
+        out.append("hinted re-sample: its prompt carried this hint; training uses the prompt without it\n",
+                   st["accent"] + st["bold"])
+        out.append(safe(s["hint"]).rstrip() + "\n", st["accent"])
     for name in ("stderr", "stdout"):
         text = safe(s.get(name) or "").rstrip()
         if text:

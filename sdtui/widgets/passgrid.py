@@ -1,4 +1,5 @@
-"""The per-problem pass-count grid: problems x rounds, cell c/n coloured by bucket.
+"""The per-problem pass-count grid: problems x rounds, cell c/n coloured by bucket (n is the
+problem's sample budget that round; "+2h": two hinted re-samples passed, not counted in c/n).
 
 Sortable (gain, task id, pass count), filterable (all, barely at round 0, unsolvable, train, held-out);
 Enter posts `PassGrid.OpenProblem`. Rows are rebuilt only when the data, sort or filter change, and
@@ -66,7 +67,8 @@ class PassGrid(DataTable):
         same_rows = [r.task_id for r in shown] == [r.task_id for r in self.shown]
         max_n = max((c[0] for r in self.rows_data for c in r.cells if c), default=8)
         max_n = max([max_n] + [r.live[1] for r in self.rows_data if r.live])
-        cell_w = max(5, 2 * len(str(max_n)) + 2)
+        max_h = max((c[3] for r in self.rows_data for c in r.cells if c), default=0)
+        cell_w = max(5, 2 * len(str(max_n)) + 2 + (len(str(max_h)) + 2 if max_h else 0))
         # The task column gets its width from the data, not from DataTable's auto width, which is
         # measured lazily and was seen (1 run in ~10 on a loaded CI machine) to stay at the header's
         # 4 characters when rows were re-added before the table had measured them.
@@ -105,8 +107,11 @@ class PassGrid(DataTable):
         cells: list = [task, Text("tr" if row.split == "train" else "ho", style=st["muted"])]
         for i, cell in enumerate(row.cells):
             if cell is not None:
-                n, c, bucket = cell
-                cells.append(Text(f"{c}/{n}", style=st.get(bucket, st["muted"]), justify="right"))
+                n, c, bucket, hinted = cell
+                text = Text(f"{c}/{n}", style=st.get(bucket, st["muted"]), justify="right")
+                if hinted:  # hinted re-samples passed (they do not count in c/n)
+                    text.append(f"+{hinted}h", st["accent"])
+                cells.append(text)
             elif row.live and i == row.live[0]:
                 _, n, c = row.live
                 cells.append(Text(f"{c}/{n}…", style=st["muted"], justify="right"))

@@ -9,7 +9,7 @@ from textual.widget import Widget
 from sdtui.data import ConfigInfo
 from sdtui.fmt import STATUS_STYLE, bar, duration, num, one_line, safe, theme_styles
 
-STAGES = ("filter", "train", "sample", "verify", "metrics")  # the engine's order within a round
+STAGES = ("filter", "train", "sample", "verify", "hint", "metrics")  # the engine's order within a round
 
 
 class StageProgress(Widget):
@@ -67,7 +67,7 @@ class StageProgress(Widget):
         timings = (cur or {}).get("timings") or {}
         stages = Text()
         for name in list(STAGES) + [s for s in timings if s not in STAGES]:
-            if rnd == 0 and name in ("filter", "train"):
+            if (rnd == 0 and name in ("filter", "train")) or (name == "hint" and not self.info.hints):
                 continue
             if stages:
                 stages.append(" › ", st["muted"])

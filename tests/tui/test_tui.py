@@ -134,7 +134,7 @@ async def test_grid_sort_filter_and_enter_opens_samples(app_factory, ids):
         await pilot.press("f", "f")  # all -> barely at r0 -> unsolvable
         assert grid.filter == "unsolvable" and len(grid.shown) == 5 and grid.row_count == 5
         assert all(r.unsolvable for r in grid.shown)
-        await pilot.press("f", "f", "f")  # -> train -> heldout -> all
+        await pilot.press("f", "f", "f", "f")  # -> hinted -> train -> heldout -> all
         assert grid.filter == "all" and grid.row_count == 22
         await pilot.press("s")  # back to gain; the cursor stayed on the problem it was on
         assert grid.current_task() == grid.shown[grid.cursor_row].task_id
@@ -469,3 +469,38 @@ async def test_progress_says_the_first_batch_is_under_way(app_factory, ids):
         campaign["progress"] = dict(campaign["progress"], done=16, samples_per_s=0.5)
         progress.set_data(campaign, "running", progress.info, None)
         assert "sampling the first batch" not in as_text(progress.render())
+
+
+async def test_hinted_campaign_shows_hints_partial_credit_and_budget(tmp_path):
+    """Issue 8 in the TUI: hinted passes in the grid (and its filter), the hint, the partial credit
+    and the problem's budget in the sample browser."""
+    from engine.workspace import Workspace
+    from tests.campaign_files import run_replay_campaign
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    cid = run_replay_campaign(ws, tmp_path)
+    app = make_app(ws.home, campaign=cid)
+    async with app.run_test(size=(100, 30)) as pilot:
+        dash = await wait_loaded(pilot, DashboardScreen)
+        grid = dash.query_one(PassGrid)
+        await wait_for(pilot, lambda: grid.row_count == 4, what="the grid")
+        neg = [str(c) for c in grid.get_row("toy/neg")]
+        assert neg[2] == "0/3+3h" and neg[3] == "1/3"  # round 0: no unhinted pass, three hinted ones
+        while grid.filter != "hinted":
+            await pilot.press("f")
+        assert [r.task_id for r in grid.shown] == ["toy/neg"]
+        await pilot.press("enter")
+        browser = await wait_loaded(pilot, SamplesScreen)
+        await wait_for(pilot, lambda: any(r["purpose"] == "hint" for r in browser.rows), what="toy/neg samples")
+        hinted = next(r for r in browser.rows if r["purpose"] == "hint")
+        browser.load_sample(hinted["id"])
+        await wait_for(pilot, lambda: browser.current is not None and browser.current["id"] == hinted["id"])
+        shown = as_text(sample_view(app, browser.current, browser.prompts["toy/neg"]))
+        assert "hinted re-sample" in shown and "assert neg(-2) == 2" in shown and "0 - abs(x)" in shown
+        assert "budget for the problem: 4 hinted re-samples" in shown and "asserts passed: 3/3" in shown
+        first = next(r for r in browser.rows if r["purpose"] == "train" and r["round"] == 0 and r["idx"] == 2)
+        browser.load_sample(first["id"])
+        await wait_for(pilot, lambda: browser.current is not None and browser.current["id"] == first["id"])
+        shown = as_text(sample_view(app, browser.current, browser.prompts["toy/neg"]))
+        assert "asserts passed: 2/3 before the first failure" in shown
+        assert "budget for the problem: 3 samples (even split)" in shown
