@@ -676,41 +676,53 @@ def _failure_detail(exc: BaseException, test_src: str, conn: Conn | None) -> str
     return detail
 
 
-_CREDIT_HOOK = "__sdtui_assert_passed__"
+def _assert_lines(code) -> list[int]:
+    """The lines of the tests' assert statements, in source order, read from the compiled code (an
+    assert compiles to LOAD_ASSERTION_ERROR; `assert True` placeholders compile to nothing)."""
+    import dis
 
-
-class _NumberAsserts(ast.NodeTransformer):
-    """Puts a call to `_CREDIT_HOOK(i)` after the tests' i-th assert, so the judge sees which
-    asserts passed (partial credit). `assert True` placeholders (HumanEval has some) do not count."""
-
-    def __init__(self) -> None:
-        self.lines: list[int] = []  # the line of assert i
-
-    def visit_Assert(self, node: ast.Assert):
-        if isinstance(node.test, ast.Constant):
-            return node
-        self.lines.append(node.lineno)
-        mark = ast.Expr(ast.Call(ast.Name(_CREDIT_HOOK, ast.Load()), [ast.Constant(len(self.lines) - 1)], []))
-        return [node, ast.copy_location(mark, node)]
+    load_assertion, extended = dis.opmap["LOAD_ASSERTION_ERROR"], dis.EXTENDED_ARG
+    lines: set[int] = set()
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        raw, offsets = c.co_code, []
+        i = raw.find(load_assertion)
+        while i >= 0:  # an opcode at an even offset (odd offsets hold arguments)
+            if i % 2 == 0 and (i == 0 or raw[i - 2] != extended):
+                offsets.append(i)
+            i = raw.find(load_assertion, i + 1)
+        if offsets:
+            k = 0  # co_lines() runs in offset order, as `offsets` does
+            for start, end, line in c.co_lines():
+                while k < len(offsets) and offsets[k] < end:
+                    if offsets[k] >= start and line is not None:
+                        lines.add(line)
+                    k += 1
+                if k == len(offsets):
+                    break
+        todo.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+    return sorted(lines)
 
 
 class Credit:
-    """Partial credit of one sample: which of the tests' asserts passed before the first failure.
-    Counted here, in the judge, by the tests' own code: the sample has no way to report it."""
+    """Partial credit of one sample: the tests' asserts that passed before the first failure. The
+    judge counts them from the line where the tests stopped (asserts above it in the source ran and
+    passed: exact for straight-line tests, which are all of MBPP's and HumanEval's), never from
+    anything the sample reports."""
 
     def __init__(self) -> None:
         self.lines: list[int] = []
-        self.passed: set[int] = set()
-
-    def mark(self, i: int) -> None:
-        self.passed.add(i)
+        self.stopped_at: int | None = None  # None: the tests ran to the end
 
     def failed_at(self, lineno: int) -> None:
-        # An assert in a loop that passed before and failed now has not passed.
-        self.passed -= {i for i, line in enumerate(self.lines) if line == lineno}
+        self.stopped_at = lineno
 
     def counts(self) -> list[int] | None:
-        return [len(self.passed), len(self.lines)] if self.lines else None
+        if not self.lines:
+            return None
+        passed = len(self.lines) if self.stopped_at is None else sum(1 for line in self.lines if line < self.stopped_at)
+        return [passed, len(self.lines)]
 
 
 class _Compiled:
@@ -733,18 +745,13 @@ class _Compiled:
         self.free: set[str] = set()
         self.assert_lines: list[int] = []
         try:
-            if "assert" in job["test"]:
-                numbered = _NumberAsserts()
-                tree = ast.fix_missing_locations(numbered.visit(ast.parse(job["test"])))
-                self.test = compile(tree, "<test>", "exec")
-                self.assert_lines = numbered.lines
-            else:
-                # Straight from source: building Python AST objects doubles the cost of a compile,
-                # and tests without asserts (a `check` that raises) have nothing to number.
-                self.test = compile(job["test"], "<test>", "exec")
+            # Straight from source (building Python AST objects would double the cost: each
+            # problem is compiled once per judge, which in a short run is often once per sample).
+            self.test = compile(job["test"], "<test>", "exec")
         except SyntaxError as e:
             self.error = f"the problem's test code does not compile: {e}"
             return
+        self.assert_lines = _assert_lines(self.test)
         try:
             self.free = _free_names_of_code(self.test)
         except Exception:  # a bytecode this scan does not know: the same from the AST, 10x slower
@@ -774,10 +781,10 @@ def _run_tests(job: dict, sock: socket.socket, credit: Credit) -> dict:
     if code.error:
         return {"status": "error", "detail": code.error}
     credit.lines = code.assert_lines
+    credit.failed_at(0)  # nothing passed until the tests have run
     mod = types.ModuleType("__test__")
     sys.modules["__test__"] = mod
     ns = mod.__dict__
-    ns[_CREDIT_HOOK] = credit.mark
     if code.prompt is not None:
         try:
             exec(code.prompt, ns)
@@ -852,6 +859,7 @@ def _run_tests(job: dict, sock: socket.socket, credit: Credit) -> dict:
     except _Deadline:
         raise
     except SampleDied as e:
+        credit.failed_at(_test_lineno(e))
         where = f"during {conn.last_call}" if conn.last_call else "during the tests"
         conn.trace.append("died")
         return {"status": "failed", "died": where, "detail": str(e), "sig": conn.signature()}
@@ -861,6 +869,7 @@ def _run_tests(job: dict, sock: socket.socket, credit: Credit) -> dict:
         credit.failed_at(_test_lineno(e))
         return {"status": "failed", "detail": _failure_detail(e, job["test"], conn), "via": sorted(conn.used),
                 "sig": conn.signature()}
+    credit.stopped_at = None  # the tests ran to the end
     return {"status": "passed", "detail": "", "via": sorted(conn.used), "sig": conn.signature()}
 
 
@@ -1081,8 +1090,9 @@ def _judge_job(job: dict, sandbox: Sandbox) -> dict:
             finally:
                 state["armed"] = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        except _Deadline:
+        except _Deadline as e:
             result = {}
+            credit.failed_at(_test_lineno(e))  # where the tests waited when time ran out
         except _ChildLost:  # none of the sample's code ran: another child
             lost = True
         signal.signal(signal.SIGALRM, previous)
