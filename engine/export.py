@@ -36,6 +36,8 @@ def campaign_report(store: Store, cid: int) -> dict:
         "rounds": [{"round": r["round"], "stage": r["stage"], "started": r["started"], "finished": r["finished"],
                     "timings": r["timings"], "metrics": r["metrics"]} for r in rounds],
         "problems": list(per_problem.values()),
+        "by_round_0_bucket": by_round_0_bucket(list(per_problem.values()), [r["round"] for r in rounds
+                                                                             if r["metrics"] and "train" in r["metrics"]]),
     }
 
 
@@ -48,6 +50,49 @@ def _left_unsolved(problems, rnd: int) -> dict:
             out["of"][p["split"]] += 1
             out[p["split"]] += bool(now and now["c"] > 0)
     return out
+
+
+def by_round_0_bucket(problems, rounds: list[int], split: str = "train") -> dict[str, dict]:
+    """Where the gains concentrate: the problems of `split` grouped by their round-0 bucket, with the
+    mean share passing (c/n) per round and the bucket each moved to (round 0 -> each later round).
+    From the stored per-problem counts alone."""
+    from engine.metrics import BUCKETS
+
+    out: dict[str, dict] = {}
+    for b in BUCKETS:
+        group = [p for p in problems if p["split"] == split and 0 in p["rounds"] and p["rounds"][0]["bucket"] == b]
+        share = {r: [p["rounds"][r]["c"] / p["rounds"][r]["n"] for p in group if r in p["rounds"] and p["rounds"][r]["n"]]
+                 for r in rounds}
+        moved = {r: {to: sum(1 for p in group if r in p["rounds"] and p["rounds"][r]["bucket"] == to) for to in BUCKETS}
+                 for r in rounds[1:]}
+        out[b] = {"problems": len(group), "mean_share": {r: (sum(v) / len(v) if v else None) for r, v in share.items()},
+                  "to": moved}
+    return out
+
+
+def _from_round_0(problems, rounds: list[int]) -> list[str]:
+    if len(rounds) < 2:
+        return []
+    table = by_round_0_bucket(problems, rounds)
+    last = rounds[-1]
+    lines = ["", "## Gains by round-0 bucket (train; mean share of samples passing)", "",
+             "| bucket at r0 | problems | " + " | ".join(f"r{r}" for r in rounds) + f" | change r0 -> r{last} |",
+             "|" + "---|" * (len(rounds) + 3)]
+    for b, row in table.items():
+        if not row["problems"]:
+            continue
+        shares = [row["mean_share"][r] for r in rounds]
+        change = shares[-1] - shares[0] if shares[0] is not None and shares[-1] is not None else None
+        lines.append(f"| {b} | {row['problems']} | " + " | ".join(_fmt(v) for v in shares) +
+                     f" | {'-' if change is None else f'{change:+.3f}'} |")
+    lines += ["", f"## Transitions round 0 -> r (train; rows: bucket at r0, columns: bucket at r)", "",
+              "| r0 bucket | " + " | ".join(f"r{r}: unsolved / barely / often / always" for r in rounds[1:]) + " |",
+              "|" + "---|" * len(rounds)]
+    for b, row in table.items():
+        if row["problems"]:
+            lines.append(f"| {b} | " + " | ".join(" / ".join(str(row["to"][r][to]) for to in row["to"][r])
+                                                   for r in rounds[1:]) + " |")
+    return lines
 
 
 def export(store: Store, cid: int, fmt: str) -> str:
@@ -179,6 +224,7 @@ def _markdown(report: dict) -> str:
                       "| from \\ to | unsolved | barely | often | always |", "|---|---|---|---|---|"]
             for src in ("unsolved", "barely", "often", "always"):
                 lines.append(f"| {src} | " + " | ".join(str(t.get(src, {}).get(dst, 0)) for dst in ("unsolved", "barely", "often", "always")) + " |")
+        lines += _from_round_0(report["problems"], [r["round"] for r in rounds])
         if any(r["metrics"].get("left_unsolved") for r in rounds):
             lines += ["", "## The unsolvable set and hints (train problems)", "",
                       "| round | r0-unsolved now solved | hinted re-samples passed (problems) | train samples | adaptive |",

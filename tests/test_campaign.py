@@ -144,3 +144,17 @@ def test_a_stop_interrupts_the_unit_being_sampled_and_resume_redoes_it(tmp_path,
     ref_store, ref_cid, _ = replayed
     key = lambda s: (s["round"], s["task_id"], s["idx"], s["purpose"], s["completion"], s["status"])
     assert sorted(map(key, store.samples(cid))) == sorted(map(key, ref_store.samples(ref_cid)))
+
+
+def test_gains_by_round_0_bucket(replayed):
+    """Issue 7's question (do barely-solved problems gain most?) from the stored counts."""
+    from engine.export import campaign_report, export
+
+    store, cid, _ = replayed
+    table = campaign_report(store, cid)["by_round_0_bucket"]
+    assert table["barely"]["problems"] == 1 and table["barely"]["mean_share"] == {0: 0.25, 1: 0.75}
+    assert table["barely"]["to"][1] == {"unsolved": 0, "barely": 0, "often": 1, "always": 0}
+    assert table["unsolved"]["to"][1]["barely"] == 1 and table["often"]["problems"] == 0
+    md = export(store, cid, "md")
+    assert "| barely | 1 | 0.250 | 0.750 | +0.500 |" in md
+    assert "| unsolved | 0 / 1 / 0 / 0 |" in md
