@@ -87,6 +87,16 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big") >> 1
 
 
+def check_budget(cfg: CampaignConfig, n_train: int) -> int:
+    """The ordinary train samples of a round (the budget less the hinted ones); UserError when they
+    cannot give every train problem one sample."""
+    total = (cfg.budget.train_samples or cfg.sampling.n * n_train) - (cfg.hint.samples if cfg.hint.enabled else 0)
+    if total < n_train:
+        raise UserError(f"budget: {total} ordinary samples a round for {n_train} train problems once hint.samples "
+                        "are taken; lower hint.samples or raise budget.train_samples")
+    return total
+
+
 def create_campaign(store: Store, cfg: CampaignConfig, config_text: str, config_path: str | None) -> int:
     """Load and split the campaign's problems and store the new campaign; bad input raises UserError."""
     problems = load_problems(cfg.problems.source)
@@ -101,6 +111,7 @@ def create_campaign(store: Store, cfg: CampaignConfig, config_text: str, config_
             raise UserError(f"problems.heldout_source shares task ids with problems.source ({sorted(clash)[0]!r}); "
                             "use two different problem sets")
         rows = [(p, "train") for p in chosen] + [(p, "heldout") for p in held]
+        check_budget(cfg, len(chosen))
         return store.create_campaign(cfg.name, config_text, config_path, rows)
     ids = {p.task_id for p in chosen}
     unknown = [t for t in cfg.problems.heldout_ids if t not in ids]
@@ -109,6 +120,7 @@ def create_campaign(store: Store, cfg: CampaignConfig, config_text: str, config_
     sides = split(chosen, cfg.problems.heldout_fraction, cfg.problems.split_seed, cfg.problems.heldout_ids)
     if "train" not in sides.values():
         raise UserError("problems: no train problems left after the split; lower problems.heldout_fraction")
+    check_budget(cfg, sum(1 for s in sides.values() if s == "train"))
     return store.create_campaign(cfg.name, config_text, config_path, [(p, sides[p.task_id]) for p in chosen])
 
 
@@ -383,12 +395,7 @@ class Engine:
         if stored is None:
             cfg, b = self.cfg, self.cfg.budget
             train = [p.task_id for p, s in self.problems if s == "train"]
-            total = b.train_samples or cfg.sampling.n * len(train)
-            if cfg.hint.enabled:
-                total -= cfg.hint.samples
-            if total < len(train):
-                raise UserError(f"budget: {total} samples for {len(train)} train problems after hint.samples; "
-                                "lower hint.samples or raise budget.train_samples")
+            total = check_budget(cfg, len(train))
             previous = None
             if rnd > 0 and b.adaptive:
                 credit = self.store.best_credit(self.cid, rnd - 1)

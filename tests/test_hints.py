@@ -117,3 +117,16 @@ def test_exports_mark_hinted_samples_and_the_budget(hinted):
     assert "toy/neg,train,0,3,0,unsolved," in csv_text and ",0.6667,4,3\r\n" in csv_text
     neg = next(p for p in campaign_report(store, cid)["problems"] if p["task_id"] == "toy/neg")
     assert neg["rounds"][0]["allocated"] == 3 and neg["rounds"][0]["hint_allocated"] == 4
+
+
+def test_a_budget_too_small_for_the_hints_is_refused_at_creation(tmp_path):
+    from engine.config import parse_config
+    from engine.errors import UserError
+    from engine.runner import create_campaign
+    from tests.campaign_files import replay_toml
+
+    text = replay_toml() + "\n[hint]\nenabled = true\nsamples = 10\n"  # 12 - 10 = 2 for 3 train problems
+    store = Store(tmp_path / "sdtui.db")
+    with pytest.raises(UserError, match="lower hint.samples or raise budget.train_samples"):
+        create_campaign(store, parse_config(text), text, None)
+    assert store.campaigns() == []
