@@ -1,5 +1,6 @@
 """Plots for docs/results.md from campaigns in a workspace: pass@k per round (train and held-out,
-with their 95% bootstrap intervals) and the diversity gauge per round, one line per campaign.
+with their 95% bootstrap intervals), the diversity gauge per round, and how many train problems
+left the unsolvable set, one line per campaign.
 
     pip install "sdtui[plots]"
     python scripts/plot_results.py --home WORKSPACE --out docs/figures/experiments 3 4 5 6 7
@@ -39,6 +40,7 @@ def main() -> int:
     ap.add_argument("--home", required=True, help="the workspace")
     ap.add_argument("--out", required=True, help="output path without extension (.svg and .json are written)")
     ap.add_argument("--k", default="pass@10", help="the pass@k shown beside pass@1")
+    ap.add_argument("--png", action="store_true", help="also write OUT.png (a quick look in a terminal image viewer)")
     args = ap.parse_args()
 
     try:
@@ -56,7 +58,8 @@ def main() -> int:
     store = Store(Workspace.resolve(args.home).db_path)
     reports = [campaign_report(store, cid) for cid in args.campaigns]
     panels = [("train", "pass@1"), ("heldout", "pass@1"), ("train", args.k), ("heldout", args.k)]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6), constrained_layout=True)
+    fig, grid = plt.subplots(2, 3, figsize=(12, 7.2), constrained_layout=True)
+    axes = [grid[0][0], grid[0][1], grid[1][0], grid[1][1], grid[0][2], grid[1][2]]
     for ax, (side, key) in zip(axes, panels):
         for i, rep in enumerate(reports):
             rounds, values, cis = series(rep, side, key)
@@ -68,7 +71,7 @@ def main() -> int:
         ax.set_xlabel("round")
         ax.set_ylim(0, max(10.0, ax.get_ylim()[1]))  # an all-zero series stays readable
         ax.grid(alpha=0.3)
-    ax = axes[-1]
+    ax = axes[4]
     for rep in reports:
         pts = [(r["round"], r["metrics"]["gauge"]["value"]) for r in rep["rounds"]
                if r.get("metrics") and (r["metrics"].get("gauge") or {}).get("value") is not None]
@@ -77,12 +80,25 @@ def main() -> int:
     ax.set_title("diversity gauge (round 0 = 100)")
     ax.set_xlabel("round")
     ax.grid(alpha=0.3)
+    ax = axes[5]  # the edge of the unsolvable set (issue 8)
+    for rep in reports:
+        pts = [(r["round"], r["metrics"]["left_unsolved"]["train"]) for r in rep["rounds"]
+               if r.get("metrics") and r["metrics"].get("left_unsolved")]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=rep["campaign"]["name"])
+    of = max((r["metrics"]["left_unsolved"]["of"]["train"] for rep in reports for r in rep["rounds"]
+              if r.get("metrics") and r["metrics"].get("left_unsolved")), default=0)
+    ax.set_title(f"train problems unsolved at r0, solved (of {of})")
+    ax.set_xlabel("round")
+    ax.set_ylim(0, max(3, of))
+    ax.grid(alpha=0.3)
     for ax in axes:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # rounds are whole
     axes[0].legend(fontsize=8)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out.with_suffix(".svg"))
+    if args.png:
+        fig.savefig(out.with_suffix(".png"), dpi=80)
     out.with_suffix(".json").write_text(json.dumps(reports, indent=1) + "\n")
     print(f"wrote {out.with_suffix('.svg')} and {out.with_suffix('.json')}")
     return 0
