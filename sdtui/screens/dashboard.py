@@ -114,7 +114,11 @@ class DashboardScreen(ControlMixin, StoreScreen):
         self.loaded = True
 
     def on_pass_grid_view_changed(self, message: PassGrid.ViewChanged) -> None:
-        self.query_one("#grid-info", Static).update(message.description + "  (s sort, f filter, enter samples)")
+        info = self.loader.info
+        # c/n's n is each problem's share of the round's budget: say when it varies, and what +Nh means
+        budget = "".join(((" · n: adaptive budget" if info and info.adaptive else ""),
+                          (" · +Nh: hinted passes" if info and info.hints else "")))
+        self.query_one("#grid-info", Static).update(message.description + budget + "  (s sort, f filter, enter samples)")
 
     def on_pass_grid_open_problem(self, message: PassGrid.OpenProblem) -> None:
         self.sdtui.open_samples(self.cid, task_id=message.task_id)

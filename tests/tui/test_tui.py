@@ -486,6 +486,7 @@ async def test_hinted_campaign_shows_hints_partial_credit_and_budget(tmp_path):
         await wait_for(pilot, lambda: grid.row_count == 4, what="the grid")
         neg = [str(c) for c in grid.get_row("toy/neg")]
         assert neg[2] == "0/3+3h" and neg[3] == "1/3"  # round 0: no unhinted pass, three hinted ones
+        assert "+Nh: hinted passes" in as_text(dash.query_one("#grid-info").render())
         while grid.filter != "hinted":
             await pilot.press("f")
         assert [r.task_id for r in grid.shown] == ["toy/neg"]
