@@ -90,9 +90,15 @@ def gauge_view(metrics: dict | None) -> tuple[float | None, list[tuple[str, floa
     return value, comps
 
 
+def is_measured(r: dict) -> bool:
+    """Whether a round's metrics stage has run. Its metrics row exists earlier: the train stage
+    records its figures there before the round is sampled."""
+    return bool(r.get("metrics")) and "train" in r["metrics"]
+
+
 def last_metrics(rounds: list[dict]) -> dict | None:
     for r in reversed(rounds):
-        if r.get("metrics"):
+        if is_measured(r):
             return r["metrics"]
     return None
 
@@ -218,7 +224,7 @@ class DashboardLoader:
             self._problems = [(p.task_id, split) for p, split in store.problems(self.cid)]
         status = display_status(c, now)
         rounds = store.rounds(self.cid)
-        sig = tuple((r["round"], r["stage"], r["finished"], r["metrics"] is not None, repr(r["timings"])) for r in rounds)
+        sig = tuple((r["round"], r["stage"], r["finished"], is_measured(r), repr(r["timings"])) for r in rounds)
         rounds_changed = sig != self._rounds_sig
         grid_changed = first
         if rounds_changed:
@@ -256,7 +262,7 @@ class DashboardLoader:
         if c["status"] not in ACTIVE or c.get("round") is None:
             return None
         cur = next((r for r in rounds if r["round"] == c["round"]), None)
-        if cur is not None and cur.get("metrics"):
+        if cur is not None and is_measured(cur):
             return None
         return c["round"]
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
+from sdtui.data import is_measured
 from sdtui.fmt import BUCKET_SHORT, BUCKETS, theme_styles
 
 
@@ -47,7 +48,7 @@ class BucketPanel(Widget):
 
     def render(self) -> Group | Text:
         st = theme_styles(self.app)
-        measured = [r for r in self.rounds if r.get("metrics")]
+        measured = [r for r in self.rounds if is_measured(r)]
         if not measured:
             return Text("No round measured yet: bucket counts appear when round 0's metrics stage ends.",
                         style=st["muted"])

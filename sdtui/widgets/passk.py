@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from sdtui.data import ConfigInfo
+from sdtui.data import ConfigInfo, is_measured
 from sdtui.fmt import bar, pct, spark, theme_styles
 
 
@@ -25,7 +25,7 @@ class PassKChart(Widget):
         self.refresh(layout=True)
 
     def series(self) -> list[tuple[str, str, list[float | None]]]:
-        measured = [r for r in self.rounds if r.get("metrics")]
+        measured = [r for r in self.rounds if is_measured(r)]
         keys: list[str] = []
         for r in measured:
             for split in ("train", "heldout"):
@@ -43,7 +43,7 @@ class PassKChart(Widget):
 
     def render(self) -> Group | Text:
         st = theme_styles(self.app)
-        measured = [r for r in self.rounds if r.get("metrics")]
+        measured = [r for r in self.rounds if is_measured(r)]
         series = self.series()
         if not series:
             return Text("No pass@k yet: it appears when round 0's metrics stage ends.", style=st["muted"])

@@ -505,3 +505,35 @@ async def test_hinted_campaign_shows_hints_partial_credit_and_budget(tmp_path):
         shown = as_text(sample_view(app, browser.current, browser.prompts["toy/neg"]))
         assert "asserts passed: 2/3 before the first failure" in shown
         assert "budget for the problem: 3 samples (even split)" in shown
+
+
+def test_live_counts_of_a_training_round_being_sampled(tmp_path):
+    """From round 1 on, the train stage records its figures in the round's metrics before the round
+    is sampled: the grid must still show the live counts, and reload the stats when the metrics stage
+    ends (a campaign run in tmux showed neither)."""
+    import os
+    import socket
+    import time
+
+    from engine.workspace import Workspace
+    from tests.campaign_files import run_replay_campaign
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    cid = run_replay_campaign(ws, tmp_path, extra="")
+    store = Store(ws.db_path)
+    final, stats = store.round(cid, 1)["metrics"], store.problem_stats(cid, 1)
+    store.set_problem_stats(cid, 1, [])  # round 1 as it was while being sampled
+    store.update_round(cid, 1, stage="sample", metrics={"training": final["training"]})
+    store.update_campaign(cid, status="running", round=1, stage="sample", engine_pid=os.getpid(),
+                          engine_host=socket.gethostname())
+    store.heartbeat(cid, {"stage": "sample", "round": 1, "done": 16, "total": 16})
+    loader = DashboardLoader(cid)
+    data = loader.load(store, time.time())
+    neg = next(r for r in data.grid if r.task_id == "toy/neg")
+    assert neg.live == (1, 4, 1) and neg.cells[1] is None  # round 1 live: 1 of 4 so far
+    store.set_problem_stats(cid, 1, stats)  # the metrics stage ends
+    store.update_round(cid, 1, stage="done", metrics=final)
+    store.heartbeat(cid, {"stage": "metrics", "round": 1})
+    data = loader.load(store, time.time())
+    neg = next(r for r in data.grid if r.task_id == "toy/neg")
+    assert neg.cells[1][:2] == (4, 1) and neg.live is None
