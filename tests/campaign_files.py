@@ -73,19 +73,24 @@ HINTED_ROWS = ["    return -x\n", "    return -1 * x\n", "    return x\n", "    
 HINTS = "\n[hint]\nenabled = true\nsamples = 4\nmax_train_per_problem = 2\nweight = 0.5\n"
 
 
-def run_replay_campaign(ws, tmp_path: Path, extra: str = HINTS, heldout: str = "toy/max3") -> int:
-    """The replay campaign plus `extra` TOML (hint / budget sections), with hinted rows for
-    toy/neg, run to the end in workspace `ws`; returns its id."""
-    from engine.config import parse_config
-    from engine.runner import Engine, create_campaign
-    from engine.store import Store
-
+def hinted_replay_toml(tmp_path: Path, extra: str = HINTS, heldout: str = "toy/max3") -> str:
+    """The replay campaign plus `extra` TOML (hint / budget sections), replaying a copy of the toy
+    file with hinted rows for toy/neg (written to tmp_path)."""
     replay = tmp_path / "replay.jsonl"
     rows = (DATA / "toy_replay.jsonl").read_text()
     rows += "".join(json.dumps({"task_id": "toy/neg", "completion": c, "round": 0, "hinted": True}) + "\n"
                     for c in HINTED_ROWS)
     replay.write_text(rows)
-    text = replay_toml().replace(str(DATA / "toy_replay.jsonl"), str(replay)).replace('"toy/max3"', f'"{heldout}"') + extra
+    return replay_toml().replace(str(DATA / "toy_replay.jsonl"), str(replay)).replace('"toy/max3"', f'"{heldout}"') + extra
+
+
+def run_replay_campaign(ws, tmp_path: Path, extra: str = HINTS, heldout: str = "toy/max3") -> int:
+    """`hinted_replay_toml` run to the end in workspace `ws`; returns the campaign id."""
+    from engine.config import parse_config
+    from engine.runner import Engine, create_campaign
+    from engine.store import Store
+
+    text = hinted_replay_toml(tmp_path, extra, heldout)
     store = Store(ws.db_path)
     cid = create_campaign(store, parse_config(text), text, None)
     store.close()

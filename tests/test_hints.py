@@ -130,3 +130,32 @@ def test_a_budget_too_small_for_the_hints_is_refused_at_creation(tmp_path):
     with pytest.raises(UserError, match="lower hint.samples or raise budget.train_samples"):
         create_campaign(store, parse_config(text), text, None)
     assert store.campaigns() == []
+
+
+class Crash(BaseException):
+    """Stands for the engine being killed."""
+
+
+def test_a_crash_in_the_hint_stage_resumes_to_the_same_samples(tmp_path, hinted):
+    from engine.config import parse_config
+    from engine.runner import create_campaign
+    from tests.campaign_files import hinted_replay_toml
+
+    _, reference, ref_cid = hinted
+    ws = Workspace.resolve(tmp_path / "ws")
+    text = hinted_replay_toml(tmp_path)
+    store = Store(ws.db_path)
+    cid = create_campaign(store, parse_config(text), text, None)
+
+    def crash_once_hints_are_stored(progress: dict) -> None:
+        if progress.get("stage") == "hint" and progress.get("done"):
+            raise Crash()  # the hinted unit is stored, its verdicts are not all in
+
+    with pytest.raises(Crash):
+        Engine(ws, cid, on_progress=crash_once_hints_are_stored).run()
+    assert store.samples(cid, purpose="hint") and store.round(cid, 0)["stage"] == "hint"
+    assert Engine(ws, cid, supersede_commands=True).run() == "finished"
+    columns = "round, task_id, idx, completion, status, hint, asserts_passed"
+    assert store.samples(cid, purpose="hint", columns=columns) == reference.samples(ref_cid, purpose="hint", columns=columns)
+    assert store.allocation(cid, 0, "hint") == reference.allocation(ref_cid, 0, "hint")
+    assert store.count_samples(cid).get("pending", 0) == 0
