@@ -22,6 +22,7 @@ rounding left over.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -120,3 +121,12 @@ def hint_text(attempt: Mapping, show_attempt: bool, code: str = "") -> str:
         lines += ["The previous attempt:", "```python", code.strip("\n"), "```"]
     lines.append("Write a correct version.")
     return "\n".join(lines)
+
+
+_SHOWN = re.compile(r"The previous attempt:\n```python\n(.*?)\n```", re.S)
+
+
+def shown_attempt(hint: str) -> str | None:
+    """The attempt's code a `hint_text` shows (None when it shows none): to measure copying."""
+    m = _SHOWN.search(hint or "")
+    return m.group(1) if m else None

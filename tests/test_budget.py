@@ -74,3 +74,12 @@ def test_closest_attempt_and_its_hint():
     assert "assert f(3) == 4" in text and "2 of the 3" in text and "return x" in text
     assert "return x" not in hint_text(best, show_attempt=False, code="def f(x):\n    return x\n")
     assert closest_attempt([samples[3]]) is None
+
+
+def test_the_shown_attempt_is_read_back_from_the_hint():
+    from engine.budget import shown_attempt
+
+    attempt = dict(status="failed", detail="assertion failed: assert f(1) == 2", asserts_passed=0, asserts_total=1)
+    code = "def f(x):\n    return x\n"
+    assert shown_attempt(hint_text(attempt, show_attempt=True, code=code)) == code.strip("\n")
+    assert shown_attempt(hint_text(attempt, show_attempt=False, code=code)) is None
