@@ -84,7 +84,20 @@ def key_settings(cfg) -> list[tuple[str, str]]:
         ("filter", f"verified={f.verified} dedupe={f.dedupe} max/problem={f.max_per_problem} accumulate={f.accumulate}"),
         ("train", f"init={t.init} epochs={t.epochs:g} lr={t.learning_rate:g} LoRA r={t.lora_r}"),
         ("collapse", f"warn<{c.warn_fraction:g} stop<{c.stop_fraction:g} on collapse: {c.on_collapse}"),
-    ]
+    ] + _budget_setting(cfg)
+
+
+def _budget_setting(cfg) -> list[tuple[str, str]]:
+    """The sample budget's row, when the file sets one (issue 8's options)."""
+    b, h = cfg.budget, cfg.hint
+    if not (b.train_samples or b.adaptive or h.enabled):
+        return []
+    parts = [f"{b.train_samples or 'n x train problems'} train samples a round"]
+    if b.adaptive:
+        parts.append(f"adaptive {b.min_per_problem}-{b.max_per_problem or 4 * cfg.sampling.n} per problem")
+    if h.enabled:
+        parts.append(f"{h.samples} hinted ({'failing test + attempt' if h.show_attempt else 'failing test'})")
+    return [("budget", "; ".join(parts))]
 
 
 class LaunchScreen(CliMixin, Screen):

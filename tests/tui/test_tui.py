@@ -537,3 +537,14 @@ def test_live_counts_of_a_training_round_being_sampled(tmp_path):
     data = loader.load(store, time.time())
     neg = next(r for r in data.grid if r.task_id == "toy/neg")
     assert neg.cells[1][:2] == (4, 1) and neg.live is None
+
+
+def test_launch_preview_names_the_budget_options():
+    from engine.config import parse_config
+    from sdtui.screens.launch import key_settings
+
+    base = 'name = "x"\n'
+    assert "budget" not in dict(key_settings(parse_config(base)))
+    cfg = parse_config(base + "[budget]\nadaptive = true\n[hint]\nenabled = true\nsamples = 8\nshow_attempt = false\n")
+    assert dict(key_settings(cfg))["budget"] == ("n x train problems train samples a round; adaptive 2-32 per problem; "
+                                                 "8 hinted (failing test)")
