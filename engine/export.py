@@ -70,6 +70,37 @@ def by_round_0_bucket(problems, rounds: list[int], split: str = "train") -> dict
     return out
 
 
+def paired_changes(problems, rounds: list[int], ks: list[str]) -> dict:
+    """split -> pass@k -> round -> (change from round 0, lo, hi): the paired bootstrap of
+    engine.metrics.paired_change_ci over each split's problems."""
+    from engine.metrics import paired_change_ci
+
+    out: dict = {}
+    for split in ("train", "heldout"):
+        side = [p for p in problems if p["split"] == split]
+        counts = {r: {p["task_id"]: (p["rounds"][r]["n"], p["rounds"][r]["c"]) for p in side if r in p["rounds"]}
+                  for r in rounds}
+        out[split] = {k: {r: paired_change_ci(counts[rounds[0]], counts[r], int(k.removeprefix("pass@")))
+                          for r in rounds[1:]} for k in ks}
+    return out
+
+
+def _paired_changes(problems, rounds: list[int], ks: list[str]) -> list[str]:
+    if len(rounds) < 2:
+        return []
+    table = paired_changes(problems, rounds, ks)
+    head = [f"{k} {'held-out' if split == 'heldout' else split}" for k in ks for split in ("train", "heldout")]
+    lines = ["", "## Change from round 0 (paired bootstrap over problems, 95%)", "",
+             "| round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
+    for r in rounds[1:]:
+        cells = []
+        for k in ks:
+            for split in ("train", "heldout"):
+                cells.append(_change(table[split][k][r]))
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _from_round_0(problems, rounds: list[int]) -> list[str]:
     if len(rounds) < 2:
         return []
@@ -155,7 +186,49 @@ def _comparison(reports: list[dict]) -> str:
             cells += [_fmt(sum(m["solved"].values())), _left(m), _hinted(m), _fmt(m["gauge"]["value"]),
                       m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")
+    head = [f"{k} {'held-out' if side == 'heldout' else side}" for k in ks for side in ("train", "heldout")]
+    lines += ["", "Change from round 0 to the last measured round (paired bootstrap over problems, 95%):", "",
+              "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
+    for rep in reports:
+        rounds = [r["round"] for r in rep["rounds"] if r.get("metrics") and "train" in r["metrics"]]
+        if len(rounds) < 2:
+            continue
+        table = paired_changes(rep["problems"], [rounds[0], rounds[-1]], ks)
+        cells = [_change(table[side][k][rounds[-1]]) for k in ks for side in ("train", "heldout")]
+        lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rounds[-1]} | " + " | ".join(cells) + " |")
+    lines += _versus_first(reports, ks, head)
     return "\n".join(lines) + "\n"
+
+
+def _last_counts(rep: dict, split: str) -> tuple[int | None, dict[str, tuple[int, int]]]:
+    rounds = [r["round"] for r in rep["rounds"] if r.get("metrics") and "train" in r["metrics"]]
+    if not rounds:
+        return None, {}
+    last = rounds[-1]
+    return last, {p["task_id"]: (p["rounds"][last]["n"], p["rounds"][last]["c"])
+                  for p in rep["problems"] if p["split"] == split and last in p["rounds"]}
+
+
+def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[str]:
+    """Each campaign's last round minus the first campaign's, paired by problem (the same problems)."""
+    from engine.metrics import paired_change_ci
+
+    ref = reports[0]
+    lines = ["", f"Last round minus #{ref['campaign']['id']} {ref['campaign']['name']}'s, paired by problem "
+             "(campaigns on the same problems; 95%):", "",
+             "| campaign | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
+    for rep in reports[1:]:
+        cells = []
+        for k in ks:
+            for side in ("train", "heldout"):
+                (_, a), (_, b) = _last_counts(ref, side), _last_counts(rep, side)
+                cells.append(_change(paired_change_ci(a, b, int(k.removeprefix("pass@")))))
+        lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _change(v: tuple[float, float, float] | None) -> str:
+    return "-" if v is None else f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
 
 
 def _left(m: dict) -> str:
@@ -224,6 +297,7 @@ def _markdown(report: dict) -> str:
                       "| from \\ to | unsolved | barely | often | always |", "|---|---|---|---|---|"]
             for src in ("unsolved", "barely", "often", "always"):
                 lines.append(f"| {src} | " + " | ".join(str(t.get(src, {}).get(dst, 0)) for dst in ("unsolved", "barely", "often", "always")) + " |")
+        lines += _paired_changes(report["problems"], [r["round"] for r in rounds], ks)
         lines += _from_round_0(report["problems"], [r["round"] for r in rounds])
         if any(r["metrics"].get("left_unsolved") for r in rounds):
             lines += ["", "## The unsolvable set and hints (train problems)", "",

@@ -119,3 +119,26 @@ def bootstrap_ci(
     means = per[rng.integers(0, len(per), size=(iters, len(per)))].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def paired_change_ci(
+    before: Mapping[str, tuple[int, int]],
+    after: Mapping[str, tuple[int, int]],
+    k: int,
+    iters: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float] | None:
+    """The change in mean pass@k from `before` to `after` over the problems both measured, with a
+    (1 - alpha) percentile-bootstrap interval that resamples problems *paired*: each draw takes a
+    problem's before and after together. Rounds of one campaign share their problems, and a
+    problem's difficulty moves both, so the paired interval is much narrower than comparing two
+    `bootstrap_ci`s. Returns (change, lo, hi), or None without common problems."""
+    common = sorted(set(before) & set(after))
+    if not common:
+        return None
+    diff = np.array([pass_at_k(*after[t], k) - pass_at_k(*before[t], k) for t in common])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(iters, len(diff)))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(diff.mean()), float(lo), float(hi)

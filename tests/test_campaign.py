@@ -158,3 +158,14 @@ def test_gains_by_round_0_bucket(replayed):
     md = export(store, cid, "md")
     assert "| barely | 1 | 0.250 | 0.750 | +0.500 |" in md
     assert "| unsolved | 0 / 1 / 0 / 0 |" in md
+
+
+def test_comparison_gives_paired_changes(replayed):
+    from engine.export import export_many
+
+    store, cid, _ = replayed
+    md = export_many(store, [cid, cid], "md")
+    # round 0 -> 1 on the train problems: add 1/4 -> 3/4, neg 0 -> 1/4, sq 4/4 -> 4/4: +0.25 pass@1, paired
+    assert "| #1 toy-replay | 1 | +0.250 [+0.000, +0.500] |" in md
+    assert "Last round minus #1 toy-replay's, paired by problem" in md
+    assert "| #1 toy-replay | +0.000 [+0.000, +0.000] |" in md  # a campaign against itself

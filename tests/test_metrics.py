@@ -150,3 +150,23 @@ def test_bootstrap_ci_brackets_the_mean_and_is_deterministic():
     assert lo <= narrow[0] <= narrow[1] <= hi
     assert bootstrap_ci({"a": (4, 2)}, 1) == (0.5, 0.5)  # one problem: no spread
     assert bootstrap_ci({}, 1) == (0.0, 0.0)
+
+
+def test_paired_change_ci_is_narrower_than_unpaired_intervals():
+    from engine.metrics import bootstrap_ci, paired_change_ci
+
+    # ten problems of very different difficulty, each 2 passes better after (out of 10)
+    before = {f"p{i}": (10, i) for i in range(8)}
+    after = {f"p{i}": (10, i + 2) for i in range(8)}
+    change, lo, hi = paired_change_ci(before, after, 1)
+    assert change == pytest.approx(0.2) and lo == pytest.approx(0.2) and hi == pytest.approx(0.2)
+    b_lo, b_hi = bootstrap_ci(before, 1)
+    a_lo, a_hi = bootstrap_ci(after, 1)
+    assert a_lo < b_hi  # unpaired, the two rounds' intervals overlap: noise could explain them
+    # only problems measured in both count; none in common: None
+    assert paired_change_ci(before, {"p0": (10, 5), "x": (10, 0)}, 1)[0] == pytest.approx(0.5)
+    assert paired_change_ci(before, {"x": (10, 1)}, 1) is None
+    # mixed changes: the interval spans zero
+    mixed = {f"p{i}": (10, i + (2 if i % 2 else -2) if 2 <= i else i) for i in range(8)}
+    _, lo, hi = paired_change_ci(before, mixed, 1)
+    assert lo < 0 < hi
