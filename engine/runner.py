@@ -325,6 +325,7 @@ class Engine:
             return
         examples = self.training_examples(rnd)
         init = self.adapter_for(rnd - 1) if self.cfg.train.init == "continue" else None
+        self.share_cores()
         self.store.clear_train_log(self.cid, rnd)
         self.set_progress(unit="steps")
 
@@ -378,6 +379,22 @@ class Engine:
             self.sampler = make_sampler(self.cfg)
             self.sampler.tick = self.tick
         return self.sampler
+
+    def share_cores(self) -> None:
+        """With `model.threads = 0` on a CPU, split the cores with the other engines running on this
+        machine (engine.models.share_cpu); checked before every unit and training, so an engine
+        that starts or ends next to this one changes its share within a unit."""
+        if self.cfg.model.threads or self.cfg.model.backend == "replay":
+            return
+        from engine.models import resolve_device, share_cpu
+
+        if resolve_device(self.cfg.model.device) != "cpu":
+            return
+        host = socket.gethostname()
+        engines = sum(1 for c in self.store.campaigns() if c.get("engine_host") == host and engine_alive(c))
+        threads = share_cpu(max(1, engines))
+        if threads is not None:
+            self.event("info", f"{max(1, engines)} engine(s) on this machine: {threads} torch thread(s) for this one")
 
     def tick(self) -> None:
         """Called by the sampler while it generates: verdicts that are in are stored (the TUI shows
@@ -441,6 +458,7 @@ class Engine:
                 seed = derive_seed(cfg.seed, rnd, unit.purpose, ",".join(p.task_id for p in unit.problems), unit.start)
                 while True:
                     self.check_commands()
+                    self.share_cores()
                     try:
                         gens = sampler.generate(list(unit.problems), unit.count, params, seed, round=rnd, start=unit.start)
                         break

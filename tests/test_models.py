@@ -209,3 +209,39 @@ def test_smoke_default_model_two_chat_samples():
         assert 0 < g.n_tokens <= 200
         # the model's code may be wrong, but it is joined to the prompt as a function or its body
         assert g.completion.startswith(("\n", "    "))
+
+
+def test_engines_on_one_machine_share_its_cores(tmp_path):
+    """Two live engines on this host: each gets half of torch's threads (at least 1), and the full
+    count again when it is alone (bench/threads.py measured why)."""
+    import os
+    import socket
+
+    import torch
+
+    from engine.config import parse_config
+    from engine.models import share_cpu
+    from engine.runner import Engine, create_campaign
+    from engine.store import Store
+    from engine.workspace import Workspace
+    from tests.campaign_files import DATA
+
+    base = torch.get_num_threads()
+    try:
+        ws = Workspace.resolve(tmp_path / "ws")
+        store = Store(ws.db_path)
+        text = f'name = "t"\n[problems]\nsource = "jsonl:{DATA / "toy_problems.jsonl"}"\n[model]\ndevice = "cpu"\n'
+        ids = [create_campaign(store, parse_config(text), text, None) for _ in range(2)]
+        for cid in ids:
+            store.update_campaign(cid, status="running", engine_pid=os.getpid(), engine_host=socket.gethostname())
+            store.heartbeat(cid)
+        engine = Engine(ws, ids[0])
+        engine.share_cores()
+        assert torch.get_num_threads() == max(1, base // 2)
+        store.update_campaign(ids[1], status="finished")
+        store.db.execute("UPDATE campaigns SET heartbeat = 0 WHERE id = ?", [ids[1]])
+        engine.share_cores()
+        assert torch.get_num_threads() == base
+        assert share_cpu(1) is None  # nothing to change
+    finally:
+        torch.set_num_threads(base)
