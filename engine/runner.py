@@ -383,7 +383,8 @@ class Engine:
     def share_cores(self) -> None:
         """With `model.threads = 0` on a CPU, split the cores with the other engines running on this
         machine (engine.models.share_cpu); checked before every unit and training, so an engine
-        that starts or ends next to this one changes its share within a unit."""
+        that starts or ends next to this one changes its share within a unit. It sees the engines
+        of its own workspace (their heartbeats); give engines of other workspaces model.threads."""
         if self.cfg.model.threads or self.cfg.model.backend == "replay":
             return
         from engine.models import resolve_device, share_cpu
