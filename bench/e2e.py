@@ -58,11 +58,13 @@ def main() -> int:
     args = ap.parse_args()
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
                           text=True).stdout.strip()
+    results = []
     with tempfile.TemporaryDirectory(prefix="sdtui-e2e-") as tmp:
-        results = [run_version(rev, args.campaign, Path(tmp)) for rev in (args.base, head)]
-    for r in results:
-        stages = ", ".join(f"{k} {v:.0f}s" for k, v in r["stages"].items())
-        print(f"{r['rev']:>8}: {r['wall_s'] / 60:6.1f} min wall, {r['status']}  ({stages})")
+        for rev in (args.base, head):
+            r = run_version(rev, args.campaign, Path(tmp))
+            results.append(r)
+            stages = ", ".join(f"{k} {v:.0f}s" for k, v in r["stages"].items())
+            print(f"{r['rev']:>8}: {r['wall_s'] / 60:6.1f} min wall, {r['status']}  ({stages})", flush=True)
     base, ours = results
     print(f"ratio: {base['wall_s'] / ours['wall_s']:.2f}x faster end to end than {args.base} ({args.campaign})")
     return 0
