@@ -1107,8 +1107,9 @@ def _judge_job(job: dict, sandbox: Sandbox) -> dict:
         return {"status": "error", "detail": "the sandbox server keeps dying"}
     if state["expired"]:
         result = {"status": "timed out", "detail": f"no verdict within {job['timeout']:g} s"}
-    if credit.counts() is not None:
-        result["asserts"] = credit.counts()
+    counts = credit.counts()
+    if counts is not None:
+        result["asserts"] = counts
     ours.close()  # the child sees the end of its input, flushes its output and exits
     _reset_judge_state()
 

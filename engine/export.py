@@ -36,9 +36,19 @@ def campaign_report(store: Store, cid: int) -> dict:
         "rounds": [{"round": r["round"], "stage": r["stage"], "started": r["started"], "finished": r["finished"],
                     "timings": r["timings"], "metrics": r["metrics"]} for r in rounds],
         "problems": list(per_problem.values()),
-        "by_round_0_bucket": by_round_0_bucket(list(per_problem.values()), [r["round"] for r in rounds
-                                                                             if r["metrics"] and "train" in r["metrics"]]),
+        "by_round_0_bucket": by_round_0_bucket(list(per_problem.values()), _measured(rounds)),
     }
+
+
+def _measured(rounds: list[dict]) -> list[int]:
+    """The rounds whose metrics stage ran (the train stage writes its figures there earlier)."""
+    return [r["round"] for r in rounds if r.get("metrics") and "train" in r["metrics"]]
+
+
+def _counts(problems, split: str, rnd: int) -> dict[str, tuple[int, int]]:
+    """task_id -> (n, c) of one split's problems in one round, from the per-problem rows."""
+    return {p["task_id"]: (p["rounds"][rnd]["n"], p["rounds"][rnd]["c"])
+            for p in problems if p["split"] == split and rnd in p["rounds"]}
 
 
 def _left_unsolved(problems, rnd: int) -> dict:
@@ -77,9 +87,7 @@ def paired_changes(problems, rounds: list[int], ks: list[str]) -> dict:
 
     out: dict = {}
     for split in ("train", "heldout"):
-        side = [p for p in problems if p["split"] == split]
-        counts = {r: {p["task_id"]: (p["rounds"][r]["n"], p["rounds"][r]["c"]) for p in side if r in p["rounds"]}
-                  for r in rounds}
+        counts = {r: _counts(problems, split, r) for r in rounds}
         out[split] = {k: {r: paired_change_ci(counts[rounds[0]], counts[r], int(k.removeprefix("pass@")))
                           for r in rounds[1:]} for k in ks}
     return out
@@ -190,7 +198,7 @@ def _comparison(reports: list[dict]) -> str:
     lines += ["", "Change from round 0 to the last measured round (paired bootstrap over problems, 95%):", "",
               "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
     for rep in reports:
-        rounds = [r["round"] for r in rep["rounds"] if r.get("metrics") and "train" in r["metrics"]]
+        rounds = _measured(rep["rounds"])
         if len(rounds) < 2:
             continue
         table = paired_changes(rep["problems"], [rounds[0], rounds[-1]], ks)
@@ -198,15 +206,6 @@ def _comparison(reports: list[dict]) -> str:
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rounds[-1]} | " + " | ".join(cells) + " |")
     lines += _versus_first(reports, ks, head)
     return "\n".join(lines) + "\n"
-
-
-def _last_counts(rep: dict, split: str) -> tuple[int | None, dict[str, tuple[int, int]]]:
-    rounds = [r["round"] for r in rep["rounds"] if r.get("metrics") and "train" in r["metrics"]]
-    if not rounds:
-        return None, {}
-    last = rounds[-1]
-    return last, {p["task_id"]: (p["rounds"][last]["n"], p["rounds"][last]["c"])
-                  for p in rep["problems"] if p["split"] == split and last in p["rounds"]}
 
 
 def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[str]:
@@ -221,7 +220,8 @@ def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[s
         cells = []
         for k in ks:
             for side in ("train", "heldout"):
-                (_, a), (_, b) = _last_counts(ref, side), _last_counts(rep, side)
+                a, b = (_counts(r["problems"], side, _measured(r["rounds"])[-1]) if _measured(r["rounds"]) else {}
+                        for r in (ref, rep))
                 cells.append(_change(paired_change_ci(a, b, int(k.removeprefix("pass@")))))
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | " + " | ".join(cells) + " |")
     return lines
