@@ -143,10 +143,13 @@ def test_hf_chat_style(tiny_model_dir, small_problems):
     sampler.close()
 
 
-def test_set_adapter_switches_without_leaking(fresh, small_problems, tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("merged", [True, False], ids=["merged (CPU)", "unmerged (GPU)"])
+def test_set_adapter_switches_without_leaking(fresh, small_problems, tmp_path, tiny_model_dir, merged, monkeypatch):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
+
+    monkeypatch.setattr(fresh, "merged", merged)
 
     def make_adapter(path, seed):
         torch.manual_seed(seed)
@@ -179,6 +182,12 @@ def test_set_adapter_switches_without_leaking(fresh, small_problems, tmp_path, t
     assert fresh.generate(probe, 2, GREEDY, seed=0) == with_a
     with pytest.raises(UserError, match="no LoRA adapter"):
         fresh.set_adapter(tmp_path / "missing")
+    assert not any("lora" in name for name, _ in fresh.base.named_parameters())
+    if merged:  # the same samples as the adapter applied unmerged (fp32: merging is exact enough)
+        fresh.merged = False
+        fresh.set_adapter(a)
+        assert fresh.generate(probe, 2, GREEDY, seed=0) == with_a
+        fresh.set_adapter(None)
 
 
 # ---------------------------------------------------------------------------- replay
