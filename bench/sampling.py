@@ -303,7 +303,7 @@ def best_of(reps: int, jobs: dict) -> dict:
 
 def components(args) -> None:
     """The ideas one at a time, each on a fixed workload (the same tokens for both sides), best of 3
-    interleaved: dtype, KV cache, prompt reuse, sampling, batch compaction, threads."""
+    interleaved: dtype, KV cache, prompt reuse, sampling, batch compaction, threads, merged LoRA."""
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -399,6 +399,25 @@ def components(args) -> None:
 
         t = best_of(3, {f"{k} threads": (lambda k=k: with_threads(k)) for k in (1, threads)})
         line(f"decode step, {rows} rows, bf16 + buffer:", {k: v / steps for k, v in t.items()})
+
+    # rounds >= 1 sample through the round's LoRA (the demo's: r 16 on every linear layer)
+    import tempfile
+
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    with tempfile.TemporaryDirectory() as adapter:
+        lora = get_peft_model(copy.deepcopy(fp32), LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                              task_type="CAUSAL_LM"))
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:  # a trained adapter is not a no-op
+                torch.nn.init.normal_(p, std=0.01)
+        lora.save_pretrained(adapter)
+        del lora
+        unmerged = PeftModel.from_pretrained(copy.deepcopy(bf16), adapter).eval()
+        merged = PeftModel.from_pretrained(copy.deepcopy(bf16), adapter).merge_and_unload().eval()
+        t = best_of(3, {"unmerged": lambda: decode(unmerged, "buffer", rows), "merged": lambda: decode(merged, "buffer", rows),
+                        "no adapter": lambda: decode(bf16, "buffer", rows)})
+        line(f"decode step, {rows} rows, bf16 + buffer, with a LoRA r 16:", {k: v / steps for k, v in t.items()})
 
 
 def check_bf16(args) -> None:
