@@ -15,9 +15,7 @@ sequentially), so that the loss curves can be compared step by step:
 - `trainer`: `transformers.Trainer` + peft `get_peft_model`, `DataCollatorForSeq2Seq` padding,
   AdamW (torch), linear schedule, same batch size / accumulation / learning rate / weight decay;
 - `ours`: `engine.train.train_lora` as the runner calls it (length bucketing on, the default);
-- `ours-fp32`: the same with `train.mixed_precision = "no"` (no bf16 autocast; `auto` turns it on
-  on CPUs with AMX bf16 units, like this VM's, and off elsewhere, so there `ours` = `ours-fp32`);
-- `ours-padded`: `ours` with `train.bucket_by_length = false` (one padded batch per step).
+- `ours-padded`: the same with `train.bucket_by_length = false` (one padded batch per step).
 
 Timed: the training loop only (first step to last), not model loading. Printed: tokens/s (real
 tokens, no padding), the share of computed tokens that were padding, peak RSS, and the largest
@@ -43,9 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = ROOT / "bench" / "data" / "demo_train.jsonl"
-VARIANTS = ("trainer", "ours", "ours-fp32", "ours-padded")
-# the train settings each variant of ours changes
-OVERRIDES = {"ours": {}, "ours-fp32": {"train.mixed_precision": "no"}, "ours-padded": {"train.bucket_by_length": False}}
+VARIANTS = ("trainer", "ours", "ours-padded")
 
 
 def peak_rss_mb() -> float:
@@ -75,7 +71,7 @@ def record(spec: str, path: Path) -> None:
     print(f"wrote {len(rows)} examples from {len({r['task_id'] for r in rows})} problems to {path}")
 
 
-def load_setup(args: dict, variant_overrides: dict | None = None):
+def load_setup(args: dict, bucket: bool = True):
     """(config, examples) of the benchmark: the demo campaign's settings, the recorded training set."""
     from engine.config import load_config
     from engine.jsonl import read_jsonl
@@ -85,17 +81,18 @@ def load_setup(args: dict, variant_overrides: dict | None = None):
     overrides = {"train.epochs": args["epochs"]} if args["epochs"] else {}
     if args["no_dropout"]:
         overrides["train.lora_dropout"] = 0.0
-    overrides.update(variant_overrides or {})
+    if not bucket:
+        overrides["train.bucket_by_length"] = False
     cfg, _ = load_config(ROOT / "campaigns" / "demo.toml", overrides)
     by_id = {p.task_id: p for p in load_problems(cfg.problems.source)}
     rows = [row for _, row in read_jsonl(Path(args["data"]), "training set")]
     return cfg, [TrainExample(problem=by_id[r["task_id"]], output=r["output"]) for r in rows]
 
 
-def run_ours(args: dict, variant: str) -> dict:
+def run_ours(args: dict, bucket: bool) -> dict:
     from engine.train import train_lora
 
-    cfg, examples = load_setup(args, OVERRIDES[variant])
+    cfg, examples = load_setup(args, bucket)
     marks: list[float] = []
     losses: list[float] = []
 
@@ -185,7 +182,7 @@ def worker(variant: str, args: dict, out) -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    result = run_trainer(args) if variant == "trainer" else run_ours(args, variant)
+    result = run_trainer(args) if variant == "trainer" else run_ours(args, bucket=variant == "ours")
     out.put(result)
 
 

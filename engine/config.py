@@ -111,10 +111,6 @@ class TrainConfig(_Section):
     # split each batch into chunks of similar length, padded each to its own longest: same gradient,
     # less padding (faster on CPUs; on a GPU one wide batch may be faster: measure with bench/training.py)
     bucket_by_length: bool = True
-    # bf16 autocast over fp32 weights (the LoRA and optimizer stay fp32). auto: on for CPUs with AMX
-    # bf16 units, where it is ~1.5x faster (docs/performance.md); off elsewhere (a GPU already trains
-    # in the model's bf16 weights, other CPUs emulate bf16 slowly)
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     trackers: list[Literal["tensorboard", "wandb"]] = []
 
 

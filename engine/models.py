@@ -125,15 +125,6 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AMX bf16 tiles (Sapphire Rapids and later), where bf16 matmuls are fast."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
-
-
 def apply_threads(threads: int) -> None:
     if threads > 0:
         import torch

@@ -4,7 +4,6 @@ Each example is the prompt text the sampler used (`format_prompt`) followed by t
 output and an end-of-sequence token; the loss covers only the output and the EOS (prompt tokens
 are labelled -100), averaged over those tokens per optimizer step. AdamW, linear warmup then
 linear decay to zero, gradient accumulation, fractional epochs, right truncation at max_seq_len.
-On CPUs with AMX bf16 units, forward and backward run under bf16 autocast (`train.mixed_precision`).
 
 Policies (DESIGN section 2): `train.init = "continue"` starts from the previous round's adapter
 (passed in as `init_adapter`), `"base"` starts a fresh LoRA on the base model every round.
@@ -246,7 +245,6 @@ def train_lora(
         accelerator.init_trackers(_tracker_project(cfg), config=_flat_config(cfg), init_kwargs=_tracker_init_kwargs(cfg, tracker_dir))
     tag = f"/round_{round}" if round is not None else ""
 
-    autocast = training_autocast(t.mixed_precision, device, next(model.parameters()).dtype)
     head_only_on_labels = _can_split_head(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
@@ -273,8 +271,7 @@ def train_lora(
                 input_ids, mask, labels = (x.to(accelerator.device) for x in collate([encoded[i] for i in mb], tokenizer.pad_token_id))
                 weights = [encoded[i].weight for i in mb]
                 weights = None if all(w == 1.0 for w in weights) else torch.tensor(weights, device=accelerator.device)
-                with torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = label_loss_sum(model, input_ids, mask, labels, head_only_on_labels, weights) / max(1, n_labels)
+                loss = label_loss_sum(model, input_ids, mask, labels, head_only_on_labels, weights) / max(1, n_labels)
                 accelerator.backward(loss)
                 step_loss += loss.item()
                 tokens += int(mask.sum())
@@ -307,20 +304,6 @@ def train_lora(
         stopped=stopped,
         padded_tokens=padded,
     )
-
-
-def training_autocast(mixed_precision: str, device: str, weights_dtype) -> bool:
-    """Whether to run forward and backward under bf16 autocast: `bf16` always, `auto` only over fp32
-    weights on a CPU with AMX bf16 units (measured ~1.5x there; other CPUs emulate bf16 slowly, and a
-    GPU's `auto` weights are bf16 already). Weights, LoRA, gradients and AdamW state stay as loaded."""
-    import torch
-
-    from engine.models import cpu_has_native_bf16
-
-    if mixed_precision == "bf16":
-        return True
-    return (mixed_precision == "auto" and not device.startswith("cuda") and weights_dtype == torch.float32
-            and cpu_has_native_bf16())
 
 
 def _can_split_head(model) -> bool:

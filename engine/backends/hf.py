@@ -36,7 +36,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from engine.errors import UserError
-from engine.models import cpu_has_native_bf16, load_model, resolve_device
+from engine.models import load_model, resolve_device
 from engine.problems import Problem
 from engine.prompts import cut_at_stop, encode_prompt, format_prompt, output_to_completion, stop_strings
 from engine.sampler import TICK_SECONDS, Generation, SamplingParams, adapter_key
@@ -46,6 +46,15 @@ if TYPE_CHECKING:
 
 # peft calls a transformers method that transformers 5 deprecates: noise in every engine log
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX bf16 tiles (Sapphire Rapids and later), where bf16 matmuls are fast."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
 
 
 def sampling_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
