@@ -209,21 +209,24 @@ def _comparison(reports: list[dict]) -> str:
 
 
 def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[str]:
-    """Each campaign's last round minus the first campaign's, paired by problem (the same problems)."""
+    """Each campaign minus the first campaign, paired by problem (the same problems), at the last
+    round both have measured: a campaign still running is compared at its round, not the other's."""
     from engine.metrics import paired_change_ci
 
     ref = reports[0]
     lines = ["", f"Last round minus #{ref['campaign']['id']} {ref['campaign']['name']}'s, paired by problem "
-             "(campaigns on the same problems; 95%):", "",
-             "| campaign | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
+             "(campaigns on the same problems, at the last round both measured; 95%):", "",
+             "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
     for rep in reports[1:]:
-        cells = []
+        common = sorted(set(_measured(ref["rounds"])) & set(_measured(rep["rounds"])))
+        if not common:
+            continue
+        rnd, cells = common[-1], []
         for k in ks:
             for side in ("train", "heldout"):
-                a, b = (_counts(r["problems"], side, _measured(r["rounds"])[-1]) if _measured(r["rounds"]) else {}
-                        for r in (ref, rep))
+                a, b = (_counts(r["problems"], side, rnd) for r in (ref, rep))
                 cells.append(_change(paired_change_ci(a, b, int(k.removeprefix("pass@")))))
-        lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | " + " | ".join(cells) + " |")
+        lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
     return lines
 
 

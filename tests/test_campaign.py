@@ -168,4 +168,20 @@ def test_comparison_gives_paired_changes(replayed):
     # round 0 -> 1 on the train problems: add 1/4 -> 3/4, neg 0 -> 1/4, sq 4/4 -> 4/4: +0.25 pass@1, paired
     assert "| #1 toy-replay | 1 | +0.250 [+0.000, +0.500] |" in md
     assert "Last round minus #1 toy-replay's, paired by problem" in md
-    assert "| #1 toy-replay | +0.000 [+0.000, +0.000] |" in md  # a campaign against itself
+    assert "| #1 toy-replay | 1 | +0.000 [+0.000, +0.000] |" in md  # a campaign against itself
+
+
+def test_comparison_pairs_campaigns_at_a_round_both_measured():
+    """A campaign still running (measured up to round 1) against a finished one (round 2) is compared
+    at round 1, not its round 1 against the other's round 2."""
+    from engine.export import _versus_first
+
+    def report(cid: int, passes: dict[int, int]) -> dict:
+        return {"campaign": {"id": cid, "name": f"c{cid}"},
+                "rounds": [{"round": r, "metrics": {"train": {}}} for r in passes],
+                "problems": [{"task_id": f"t{i}", "split": "train",
+                              "rounds": {r: {"n": 1, "c": int(i < c)} for r, c in passes.items()}} for i in range(4)]}
+
+    finished, running = report(1, {0: 1, 1: 2, 2: 4}), report(2, {0: 1, 1: 2})
+    lines = _versus_first([finished, running], ["pass@1"], ["pass@1 train", "pass@1 held-out"])
+    assert "| #2 c2 | 1 | +0.000 [+0.000, +0.000] | - |" in lines  # round 2 would say -0.500
