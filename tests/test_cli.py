@@ -75,7 +75,7 @@ def test_headless_run_status_export(tmp_path):
     both = sdtui(home, "export", "1", "2", "--format", "md").stdout
     assert both.startswith("# Comparison: #1 ")
     assert all(f"| #{c} cli-replay | {r} | " in both for c in (1, 2) for r in (0, 1))  # round by round
-    assert "paired bootstrap over problems" in both and "| #2 cli-replay | +0.000 [+0.000, +0.000] |" in both
+    assert "paired bootstrap over problems" in both and "| #2 cli-replay | 1 | +0.000 [+0.000, +0.000] |" in both
     assert len(json.loads(sdtui(home, "export", "1", "2", "--format", "json").stdout)) == 2
     rows = sdtui(home, "export", "1", "2", "--format", "csv").stdout.splitlines()
     assert rows[0].startswith("campaign,task_id") and len(rows) == 1 + 16
