@@ -93,19 +93,25 @@ def paired_changes(problems, rounds: list[int], ks: list[str]) -> dict:
     return out
 
 
+def _change_head(ks: list[str]) -> list[str]:
+    """Column names of a change table: each pass@k on train, then held out."""
+    return [f"{k} {'held-out' if split == 'heldout' else split}" for k in ks for split in ("train", "heldout")]
+
+
+def _change_cells(table: dict, ks: list[str], rnd: int) -> list[str]:
+    """One round's cells of a `paired_changes` table, in `_change_head` order."""
+    return [_change(table[split][k][rnd]) for k in ks for split in ("train", "heldout")]
+
+
 def _paired_changes(problems, rounds: list[int], ks: list[str]) -> list[str]:
     if len(rounds) < 2:
         return []
     table = paired_changes(problems, rounds, ks)
-    head = [f"{k} {'held-out' if split == 'heldout' else split}" for k in ks for split in ("train", "heldout")]
+    head = _change_head(ks)
     lines = ["", "## Change from round 0 (paired bootstrap over problems, 95%)", "",
              "| round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
     for r in rounds[1:]:
-        cells = []
-        for k in ks:
-            for split in ("train", "heldout"):
-                cells.append(_change(table[split][k][r]))
-        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r} | " + " | ".join(_change_cells(table, ks, r)) + " |")
     return lines
 
 
@@ -194,7 +200,7 @@ def _comparison(reports: list[dict]) -> str:
             cells += [_fmt(sum(m["solved"].values())), _left(m), _hinted(m), _fmt(m["gauge"]["value"]),
                       m["collapse"]["state"]]
             lines.append("| " + " | ".join(cells) + " |")
-    head = [f"{k} {'held-out' if side == 'heldout' else side}" for k in ks for side in ("train", "heldout")]
+    head = _change_head(ks)
     lines += ["", "Change from round 0 to the last measured round (paired bootstrap over problems, 95%):", "",
               "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
     for rep in reports:
@@ -202,7 +208,7 @@ def _comparison(reports: list[dict]) -> str:
         if len(rounds) < 2:
             continue
         table = paired_changes(rep["problems"], [rounds[0], rounds[-1]], ks)
-        cells = [_change(table[side][k][rounds[-1]]) for k in ks for side in ("train", "heldout")]
+        cells = _change_cells(table, ks, rounds[-1])
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rounds[-1]} | " + " | ".join(cells) + " |")
     lines += _versus_first(reports, ks, head)
     return "\n".join(lines) + "\n"
@@ -214,18 +220,18 @@ def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[s
     from engine.metrics import paired_change_ci
 
     ref = reports[0]
+    ref_rounds = set(_measured(ref["rounds"]))
     lines = ["", f"Last round minus #{ref['campaign']['id']} {ref['campaign']['name']}'s, paired by problem "
              "(campaigns on the same problems, at the last round both measured; 95%):", "",
              "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
     for rep in reports[1:]:
-        common = sorted(set(_measured(ref["rounds"])) & set(_measured(rep["rounds"])))
+        common = sorted(ref_rounds & set(_measured(rep["rounds"])))
         if not common:
             continue
-        rnd, cells = common[-1], []
-        for k in ks:
-            for side in ("train", "heldout"):
-                a, b = (_counts(r["problems"], side, rnd) for r in (ref, rep))
-                cells.append(_change(paired_change_ci(a, b, int(k.removeprefix("pass@")))))
+        rnd = common[-1]
+        counts = {side: [_counts(r["problems"], side, rnd) for r in (ref, rep)] for side in ("train", "heldout")}
+        cells = [_change(paired_change_ci(*counts[side], int(k.removeprefix("pass@"))))
+                 for k in ks for side in ("train", "heldout")]
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
     return lines
 
