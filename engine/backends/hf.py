@@ -20,7 +20,7 @@ steps than fp32 there, with the same pass rate (measured).
 Determinism is a contract (a resumed campaign must store the samples an uninterrupted one would):
 each call draws from its own generator seeded with `seed`, the batches of a call are cut the same
 way every time, and adapters are loaded onto an untouched base model: on a CPU merged into a copy
-of it (~25% faster decode steps there), on a GPU wrapped around it unmerged.
+of it (1.22x faster decode steps there, measured), on a GPU wrapped around it unmerged.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class HFSampler:
                 raise UserError(f"no LoRA adapter at {path} (adapter_config.json missing); retrain that round")
             if self.merged:
                 # On a CPU a decode step is dominated by per-operation overhead, and an unmerged LoRA
-                # adds ~4 small operations to each of the ~200 adapted layers: +25% a step, measured
+                # adds ~4 small operations to each of the ~200 adapted layers: +22% a step, measured
                 # (docs/performance.md). So the adapter is merged, into a copy: the base stays exact
                 # for the next adapter, and a given adapter always gives the same merged weights.
                 self.model = PeftModel.from_pretrained(copy.deepcopy(self.base), str(path), is_trainable=False).merge_and_unload()
