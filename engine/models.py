@@ -132,26 +132,6 @@ def apply_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-_CORES: list[int] = []  # torch's own thread count, read before anything changed it
-
-
-def share_cpu(engines: int) -> int | None:
-    """Give this process its share of the CPU's threads when `engines` engines run on the machine:
-    torch's default (one per core) divided by them, at least 1. Returns the new count when it
-    changed, else None. Why: OpenMP threads wait for each other at every parallel region, and on
-    shared cores they are often descheduled; two engines with a thread per core each sampled at
-    0.50x one engine's rate in total, with one thread each at 1.19x (bench/threads.py, 2 cores)."""
-    import torch
-
-    if not _CORES:
-        _CORES.append(torch.get_num_threads())
-    want = max(1, _CORES[0] // max(1, engines))
-    if torch.get_num_threads() == want:
-        return None
-    torch.set_num_threads(want)
-    return want
-
-
 # ---------------------------------------------------------------------------- the dequantized cache
 
 

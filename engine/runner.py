@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from engine import budget, diversity, metrics
+from engine import budget, cores, diversity, metrics
 from engine.config import CampaignConfig, parse_config
 from engine.errors import UserError
 from engine.filter import select_training
@@ -147,6 +147,7 @@ class Engine:
         self.verifier = None
         self.in_flight: dict[Future, int] = {}
         self._hb_stop = threading.Event()
+        self.registration: cores.Registration | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> str:
@@ -165,6 +166,7 @@ class Engine:
         self.store.heartbeat(self.cid)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
+        self.registration = cores.register()  # other engines on this machine count this one
         self.event("info", f"engine started (pid {os.getpid()})")
         status = "failed"
         try:
@@ -194,6 +196,8 @@ class Engine:
         finally:
             self._hb_stop.set()
             heartbeat.join(timeout=5)
+            if self.registration is not None:
+                self.registration.close()
             self.store.update_campaign(self.cid, status=status, progress={})
             self.store.heartbeat(self.cid)
             if self.verifier is not None:
@@ -382,20 +386,22 @@ class Engine:
 
     def share_cores(self) -> None:
         """With `model.threads = 0` on a CPU, split the cores with the other engines running on this
-        machine (engine.models.share_cpu); checked before every unit and training, so an engine
-        that starts or ends next to this one changes its share within a unit. It sees the engines
-        of its own workspace (their heartbeats); give engines of other workspaces model.threads."""
+        machine (engine/cores.py); checked before every unit and training, so an engine that starts
+        or ends next to this one changes its share within a unit. It counts the machine's registry
+        (every workspace and user) and, should that miss some (an engine of an older sdtui, no
+        flock here), its own workspace's live engines on this host: the larger of the two."""
         if self.cfg.model.threads or self.cfg.model.backend == "replay":
             return
-        from engine.models import resolve_device, share_cpu
+        from engine.models import resolve_device
 
         if resolve_device(self.cfg.model.device) != "cpu":
             return
         host = socket.gethostname()
-        engines = sum(1 for c in self.store.campaigns() if c.get("engine_host") == host and engine_alive(c))
-        threads = share_cpu(max(1, engines))
+        here = sum(1 for c in self.store.campaigns() if c.get("engine_host") == host and engine_alive(c))
+        engines = max(1, here, cores.count_engines())
+        threads = cores.share_cpu(engines)
         if threads is not None:
-            self.event("info", f"{max(1, engines)} engine(s) on this machine: {threads} torch thread(s) for this one")
+            self.event("info", f"{engines} engine(s) on this machine: {threads} torch thread(s) for this one")
 
     def tick(self) -> None:
         """Called by the sampler while it generates: verdicts that are in are stored (the TUI shows

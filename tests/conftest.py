@@ -11,9 +11,12 @@ Tests marked `slow` (real models, long campaigns) are skipped unless `--runslow`
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,11 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the machine is shared: no thread pools
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the hub
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# The tests' engines count each other, not the campaigns a user runs on this machine meanwhile
+# (engine/cores.py): neither side gives the other its cores.
+_REGISTRY = tempfile.mkdtemp(prefix="sdtui-test-engines-")
+os.environ["SDTUI_ENGINE_REGISTRY"] = _REGISTRY
+atexit.register(shutil.rmtree, _REGISTRY, ignore_errors=True)
 
 try:
     import torch

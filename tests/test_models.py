@@ -211,22 +211,25 @@ def test_smoke_default_model_two_chat_samples():
         assert g.completion.startswith(("\n", "    "))
 
 
-def test_engines_on_one_machine_share_its_cores(tmp_path):
-    """Two live engines on this host: each gets half of torch's threads (at least 1), and the full
-    count again when it is alone (bench/threads.py measured why)."""
+def test_engines_on_one_machine_share_its_cores(tmp_path, monkeypatch):
+    """Two live engines on this host, of one workspace or of two: each gets half of torch's threads,
+    and the full count again when it is alone (bench/threads.py measured why)."""
     import os
     import socket
 
     import torch
 
+    from engine import cores
     from engine.config import parse_config
-    from engine.models import share_cpu
     from engine.runner import Engine, create_campaign
     from engine.store import Store
     from engine.workspace import Workspace
     from tests.campaign_files import DATA
 
-    base = torch.get_num_threads()
+    before = torch.get_num_threads()
+    monkeypatch.setattr(cores, "_CORES", [4])  # as if torch's default were 4 (conftest sets 1)
+    monkeypatch.setenv("SDTUI_ENGINE_REGISTRY", str(tmp_path / "registry"))  # not the other tests' engines
+    engine = elsewhere = None
     try:
         ws = Workspace.resolve(tmp_path / "ws")
         store = Store(ws.db_path)
@@ -237,11 +240,56 @@ def test_engines_on_one_machine_share_its_cores(tmp_path):
             store.heartbeat(cid)
         engine = Engine(ws, ids[0])
         engine.share_cores()
-        assert torch.get_num_threads() == max(1, base // 2)
+        assert torch.get_num_threads() == 2  # two engines of this workspace
         store.update_campaign(ids[1], status="finished")
         store.db.execute("UPDATE campaigns SET heartbeat = 0 WHERE id = ?", [ids[1]])
         engine.share_cores()
-        assert torch.get_num_threads() == base
-        assert share_cpu(1) is None  # nothing to change
+        assert torch.get_num_threads() == 4
+        assert cores.share_cpu(1) is None  # nothing to change
+        engine.registration = cores.register()  # as Engine.run does
+        elsewhere = cores.register()  # an engine of another workspace, seen through the machine's registry
+        engine.share_cores()
+        assert torch.get_num_threads() == 2
+        elsewhere.close()
+        engine.share_cores()
+        assert torch.get_num_threads() == 4
     finally:
-        torch.set_num_threads(base)
+        torch.set_num_threads(before)
+        for held in (engine and engine.registration, elsewhere):
+            if held is not None:
+                held.close()
+
+
+def test_the_machine_registry_counts_live_engines_of_any_workspace(tmp_path, monkeypatch):
+    """An engine elsewhere on the machine (here a child process) counts while it runs, and stops
+    counting the moment it dies, even by SIGKILL: the kernel drops its lock."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine import cores
+
+    monkeypatch.setenv("SDTUI_ENGINE_REGISTRY", str(tmp_path / "registry"))  # not the other tests' engines
+    assert cores.count_engines() == 0
+    mine = cores.register()
+    assert mine is not None and cores.count_engines() == 1
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from engine import cores; r = cores.register(); "
+                              "print(r is not None, flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "True"
+        assert cores.count_engines() == 2
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        assert cores.count_engines() == 1  # its file is left behind, its lock is not
+        left = [p for p in cores.registry_dir().glob("*.lock") if p != mine.path]
+        assert len(left) == 1
+        os.utime(left[0], (time.time() - 120,) * 2)
+        assert cores.count_engines() == 1 and not left[0].exists()  # a minute later, swept away
+    finally:
+        child.kill()
+        mine.close()
+    assert cores.count_engines() == 0
+    assert not mine.path.exists()
