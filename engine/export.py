@@ -154,7 +154,8 @@ def export(store: Store, cid: int, fmt: str) -> str:
 
 def export_many(store: Store, cids: list[int], fmt: str) -> str:
     """Several campaigns: json = a list of reports; md = one comparison table (round by round, the
-    pass@k with their intervals, solved, gauge, collapse state) then each campaign's own tables;
+    pass@k with their intervals, solved, gauge, collapse state), the paired changes (from round 0,
+    against the first campaign, by the first campaign's round-0 buckets), then each campaign's own tables;
     csv = the per-problem rows with a campaign column."""
     if len(cids) == 1:
         return export(store, cids[0], fmt)
@@ -211,6 +212,7 @@ def _comparison(reports: list[dict]) -> str:
         cells = _change_cells(table, ks, rounds[-1])
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rounds[-1]} | " + " | ".join(cells) + " |")
     lines += _versus_first(reports, ks, head)
+    lines += _by_first_buckets(reports)
     return "\n".join(lines) + "\n"
 
 
@@ -233,6 +235,36 @@ def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[s
         cells = [_change(paired_change_ci(*counts[side], int(k.removeprefix("pass@"))))
                  for k in ks for side in ("train", "heldout")]
         lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _by_first_buckets(reports: list[dict]) -> list[str]:
+    """Every campaign's measured rounds, grouped by the first campaign's round-0 bucket of each train
+    problem: the change in mean share passing from that round 0, paired over the bucket's problems.
+    Why one grouping for all: a problem counted barely solved at round 0 was partly unlucky, and a
+    second draw of the same model (another seed, no training) scores it higher; that redraw's row
+    is the regression to the mean that a trained round's gain must be read against."""
+    from engine.metrics import BUCKETS, paired_change_ci
+
+    ref = reports[0]
+    if 0 not in _measured(ref["rounds"]):
+        return []
+    r0 = {p["task_id"]: p["rounds"][0] for p in ref["problems"] if p["split"] == "train" and 0 in p["rounds"]}
+    groups = {b: [t for t, s in r0.items() if s["bucket"] == b] for b in BUCKETS}
+    groups = {b: g for b, g in groups.items() if g}
+    name = f"#{ref['campaign']['id']} {ref['campaign']['name']}"
+    lines = ["", f"Change in mean share passing from {name}'s round 0, by its round-0 bucket (train problems, "
+             "paired bootstrap over each bucket's problems, 95%):", "",
+             "| campaign | round | " + " | ".join(f"{b} ({len(g)})" for b, g in groups.items()) + " |",
+             "|" + "---|" * (len(groups) + 2)]
+    for rep in reports:
+        for rnd in _measured(rep["rounds"]):
+            after = _counts(rep["problems"], "train", rnd)
+            if (rep is ref and rnd == 0) or not set(after) & set(r0):
+                continue
+            cells = [_change(paired_change_ci({t: (r0[t]["n"], r0[t]["c"]) for t in g}, after, 1))
+                     for g in groups.values()]
+            lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
     return lines
 
 

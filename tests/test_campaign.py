@@ -171,6 +171,29 @@ def test_comparison_gives_paired_changes(replayed):
     assert "| #1 toy-replay | 1 | +0.000 [+0.000, +0.000] |" in md  # a campaign against itself
 
 
+def test_comparison_groups_every_campaign_by_the_first_ones_round_0_buckets():
+    """A redraw of round 0 (no training) next to a trained campaign: both are grouped by the first
+    campaign's round-0 buckets, so the redraw's row shows the regression to the mean that the
+    trained round's gain is read against."""
+    from engine.export import _by_first_buckets
+    from engine.metrics import bucket
+
+    def report(cid: int, passes: dict[int, list[int]]) -> dict:
+        return {"campaign": {"id": cid, "name": f"c{cid}"},
+                "rounds": [{"round": r, "metrics": {"train": {}}} for r in passes],
+                "problems": [{"task_id": f"t{i}", "split": "train",
+                              "rounds": {r: {"n": 10, "c": c[i], "bucket": bucket(10, c[i])} for r, c in passes.items()}}
+                             for i in range(4)]}
+
+    trained = report(1, {0: [1, 2, 0, 5], 1: [6, 8, 0, 7]})  # t0, t1 barely; t2 unsolved; t3 often
+    redraw = report(2, {0: [3, 2, 1, 4]})
+    lines = _by_first_buckets([trained, redraw])
+    assert "| campaign | round | unsolved (1) | barely (2) | often (1) |" in lines
+    assert "| #1 c1 | 1 | +0.000 [+0.000, +0.000] | +0.550 [+0.500, +0.600] | +0.200 [+0.200, +0.200] |" in lines
+    assert "| #2 c2 | 0 | +0.100 [+0.100, +0.100] | +0.100 [+0.000, +0.200] | -0.100 [-0.100, -0.100] |" in lines
+    assert not any(line.startswith("| #1 c1 | 0 |") for line in lines)  # the reference against itself
+
+
 def test_comparison_pairs_campaigns_at_a_round_both_measured():
     """A campaign still running (measured up to round 1) against a finished one (round 2) is compared
     at round 1, not its round 1 against the other's round 2."""
