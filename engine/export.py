@@ -217,24 +217,23 @@ def _comparison(reports: list[dict]) -> str:
 
 
 def _versus_first(reports: list[dict], ks: list[str], head: list[str]) -> list[str]:
-    """Each campaign minus the first campaign, paired by problem (the same problems), at the last
-    round both have measured: a campaign still running is compared at its round, not the other's."""
+    """Each campaign minus the first campaign, paired by problem (the same problems), at every round
+    both have measured after round 0 (round 0 alone for a campaign that has no other): a campaign
+    still running is compared at its rounds, never one round against another."""
     from engine.metrics import paired_change_ci
 
     ref = reports[0]
     ref_rounds = set(_measured(ref["rounds"]))
-    lines = ["", f"Last round minus #{ref['campaign']['id']} {ref['campaign']['name']}'s, paired by problem "
-             "(campaigns on the same problems, at the last round both measured; 95%):", "",
+    lines = ["", f"Minus #{ref['campaign']['id']} {ref['campaign']['name']} at the same round, paired by problem "
+             "(campaigns on the same problems, each round both measured; 95%):", "",
              "| campaign | round | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 2)]
     for rep in reports[1:]:
         common = sorted(ref_rounds & set(_measured(rep["rounds"])))
-        if not common:
-            continue
-        rnd = common[-1]
-        counts = {side: [_counts(r["problems"], side, rnd) for r in (ref, rep)] for side in ("train", "heldout")}
-        cells = [_change(paired_change_ci(*counts[side], int(k.removeprefix("pass@"))))
-                 for k in ks for side in ("train", "heldout")]
-        lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
+        for rnd in [r for r in common if r > 0] or common:
+            counts = {side: [_counts(r["problems"], side, rnd) for r in (ref, rep)] for side in ("train", "heldout")}
+            cells = [_change(paired_change_ci(*counts[side], int(k.removeprefix("pass@"))))
+                     for k in ks for side in ("train", "heldout")]
+            lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -167,7 +167,7 @@ def test_comparison_gives_paired_changes(replayed):
     md = export_many(store, [cid, cid], "md")
     # round 0 -> 1 on the train problems: add 1/4 -> 3/4, neg 0 -> 1/4, sq 4/4 -> 4/4: +0.25 pass@1, paired
     assert "| #1 toy-replay | 1 | +0.250 [+0.000, +0.500] |" in md
-    assert "Last round minus #1 toy-replay's, paired by problem" in md
+    assert "Minus #1 toy-replay at the same round, paired by problem" in md
     assert "| #1 toy-replay | 1 | +0.000 [+0.000, +0.000] |" in md  # a campaign against itself
 
 
@@ -196,7 +196,7 @@ def test_comparison_groups_every_campaign_by_the_first_ones_round_0_buckets():
 
 def test_comparison_pairs_campaigns_at_a_round_both_measured():
     """A campaign still running (measured up to round 1) against a finished one (round 2) is compared
-    at round 1, not its round 1 against the other's round 2."""
+    at round 1, not its round 1 against the other's round 2; finished ones at every round after 0."""
     from engine.export import _versus_first
 
     def report(cid: int, passes: dict[int, int]) -> dict:
@@ -208,3 +208,8 @@ def test_comparison_pairs_campaigns_at_a_round_both_measured():
     finished, running = report(1, {0: 1, 1: 2, 2: 4}), report(2, {0: 1, 1: 2})
     lines = _versus_first([finished, running], ["pass@1"], ["pass@1 train", "pass@1 held-out"])
     assert "| #2 c2 | 1 | +0.000 [+0.000, +0.000] | - |" in lines  # round 2 would say -0.500
+    assert not any(line.startswith(("| #2 c2 | 0 |", "| #2 c2 | 2 |")) for line in lines)
+    lines = _versus_first([finished, report(3, {0: 1, 1: 1, 2: 3})], ["pass@1"], ["pass@1 train", "pass@1 held-out"])
+    assert [line.split(" | ")[1] for line in lines if line.startswith("| #3")] == ["1", "2"]  # every round after 0
+    lines = _versus_first([finished, report(4, {0: 2})], ["pass@1"], ["pass@1 train", "pass@1 held-out"])
+    assert "| #4 c4 | 0 | +0.250 [+0.000, +0.750] | - |" in lines  # a redraw of round 0: round 0 it is
