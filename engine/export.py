@@ -249,7 +249,8 @@ def _by_first_buckets(reports: list[dict]) -> list[str]:
     if 0 not in _measured(ref["rounds"]):
         return []
     r0 = {p["task_id"]: p["rounds"][0] for p in ref["problems"] if p["split"] == "train" and 0 in p["rounds"]}
-    groups = {b: [t for t, s in r0.items() if s["bucket"] == b] for b in BUCKETS}
+    before = _counts(ref["problems"], "train", 0)
+    groups = {b: {t: before[t] for t, s in r0.items() if s["bucket"] == b} for b in BUCKETS}
     groups = {b: g for b, g in groups.items() if g}
     name = f"#{ref['campaign']['id']} {ref['campaign']['name']}"
     lines = ["", f"Change in mean share passing from {name}'s round 0, by its round-0 bucket (train problems, "
@@ -261,8 +262,7 @@ def _by_first_buckets(reports: list[dict]) -> list[str]:
             after = _counts(rep["problems"], "train", rnd)
             if (rep is ref and rnd == 0) or not set(after) & set(r0):
                 continue
-            cells = [_change(paired_change_ci({t: (r0[t]["n"], r0[t]["c"]) for t in g}, after, 1))
-                     for g in groups.values()]
+            cells = [_change(paired_change_ci(g, after, 1)) for g in groups.values()]
             lines.append(f"| #{rep['campaign']['id']} {rep['campaign']['name']} | {rnd} | " + " | ".join(cells) + " |")
     return lines
 
